@@ -1,0 +1,1 @@
+"""The web layer of LayerScope: HTTP routes, image intake, inference runtime, encoding."""

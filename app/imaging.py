@@ -1,0 +1,95 @@
+"""Bytes -> a safe, upright RGB picture, in memory only.
+
+Only JPEG, PNG, WebP, GIF (first frame) and BMP are ever decoded, and the pixel count is
+checked from the header before any pixel is decoded, so a small file that claims to be
+huge costs nothing. Every Pillow mode ends as 8-bit RGB: 16-bit values are scaled (not
+clipped), transparency is composited on white, EXIF orientation is applied.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.errors import ProblemError
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+ACCEPTED = "JPEG, PNG, WebP, GIF or BMP"
+
+# Our own cap is checked first; Pillow's guard stays on as a second line and is an error.
+Image.MAX_IMAGE_PIXELS = None  # replaced by the explicit check in open_image
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Identify the format and size without decoding pixels; refuse what we do not take."""
+    if not data:
+        raise ProblemError(400, "empty-image", "The image is empty (0 bytes).")
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except UnidentifiedImageError:
+        raise ProblemError(
+            415, "unsupported-media-type", f"This is not an image we can read. Send {ACCEPTED}."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ProblemError(400, "corrupt-image", f"The image header is unreadable ({type(exc).__name__}).") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ProblemError(400, "corrupt-image", "The image has no pixels.")
+    if width * height > max_pixels:
+        raise ProblemError(
+            413,
+            "image-too-large",
+            f"The image is {width}x{height} pixels; at most {max_pixels} pixels are accepted.",
+        )
+    return image
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode ``data`` into an upright 8-bit RGB image, or raise a ProblemError (4xx)."""
+    image = open_image(data, max_pixels)
+    try:
+        image.seek(0)  # GIF/WebP animations: the first frame only
+        image.load()
+    except Image.DecompressionBombError:
+        raise ProblemError(413, "image-too-large", "The image decompresses to too many pixels.") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
+        raise ProblemError(
+            400, "corrupt-image", f"The image is corrupt or truncated ({type(exc).__name__})."
+        ) from None
+    return to_rgb(upright(image))
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """Apply EXIF orientation; unreadable EXIF leaves the picture as stored (not an error)."""
+    try:
+        rotated = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - malformed EXIF must not sink a valid picture
+        return image
+    return rotated if rotated is not None else image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB, scaling high bit depths and flattening transparency."""
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        return _wide_to_rgb(image)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _wide_to_rgb(image: Image.Image) -> Image.Image:
+    # 16-bit greys (I;16*, or I from a 16-bit PNG): 0..65535 maps onto 0..255 by /257,
+    # so white stays white and nothing is clipped. Floats are taken as 0..255.
+    values = np.asarray(image).astype(np.float64)
+    if image.mode != "F":
+        values = values / 257.0
+    grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, mode="L").convert("RGB")

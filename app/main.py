@@ -1,0 +1,53 @@
+"""Wiring only: settings, models, the inference engine, routers, error handlers, static files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app.errors import install_error_handlers
+from app.inference import Engine
+from app.routes import api, health, pages
+from app.routes.pages import ROOT
+from app.settings import Settings, get_settings
+from models.registry import load_registry
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass  # already set in this process (e.g. a second app in tests)
+        app.state.registry = load_registry(settings.model_ids, settings.alexnet_weights)
+        app.state.engine = Engine(
+            settings.torch_threads, settings.queue_size, settings.cache_entries, settings.retry_after_s
+        )
+        try:
+            yield
+        finally:
+            app.state.engine.shutdown()
+
+    app = FastAPI(
+        title="LayerScope API",
+        version="1.0.0",
+        description="Per-layer activations, predictions and explanations of AlexNet-style CNNs.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(health.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+    return app
+
+
+app = create_app()

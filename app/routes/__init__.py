@@ -1,0 +1,1 @@
+"""Routers, one per area: the JSON API and the HTML pages."""

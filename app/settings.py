@@ -1,0 +1,39 @@
+"""The one Settings object: every knob is an environment variable prefixed ``LAYERSCOPE_``.
+
+The CLI's flags override these by setting the same fields; nothing else reads the
+environment for configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LAYERSCOPE_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the server binds to.")
+    port: int = Field(8000, description="Port the server listens on.")
+    default_model: str = Field("tiny", description="Model the page opens with.")
+    models: str = Field("tiny,alexnet", description="Comma-separated model ids to load.")
+    alexnet_weights: str | None = Field(
+        None, description="Path to AlexNet ImageNet weights (.pth state dict or .safetensors)."
+    )
+    max_body_bytes: int = Field(10 * 1024 * 1024, description="Largest request body accepted.")
+    max_pixels: int = Field(16_777_216, description="Largest image (width x height) decoded.")
+    cache_entries: int = Field(64, description="Results kept in the in-memory LRU cache.")
+    queue_size: int = Field(4, description="Requests allowed to wait beyond the running one.")
+    retry_after_s: int = Field(1, description="Retry-After seconds sent with 503 when full.")
+    torch_threads: int = Field(2, description="Intra-op threads for the inference thread.")
+
+    @property
+    def model_ids(self) -> list[str]:
+        return [m.strip() for m in self.models.split(",") if m.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
