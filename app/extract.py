@@ -1,0 +1,49 @@
+"""Batch extraction for the CLI: images on disk -> raw activations in .npz files.
+
+Uses the same decoding, preprocessing and capture as the server, so the arrays equal what
+the API's ``format=npz`` returns for the same picture.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from app.errors import ProblemError
+from app.pipeline import Options, analyze
+from app.settings import Settings
+from models.registry import load_registry
+
+
+def extract_to(images: list[Path], model_id: str, layers: str | None, out: Path, settings: Settings) -> int:
+    entry = load_registry([model_id], settings.alexnet_weights)[model_id]
+    if not entry.available:
+        print(f"{model_id} is not available: {entry.unavailable_reason} Run: {entry.how_to_get}")
+        return 2
+    names = tuple(n.strip() for n in layers.split(",")) if layers else entry.default_layers
+    unknown = [n for n in names if n not in entry.layers]
+    if unknown:
+        print(f"unknown layer(s): {', '.join(unknown)}")
+        return 2
+    single_file = out.suffix == ".npz"
+    if single_file and len(images) != 1:
+        print("--out names one .npz file; give a directory for several images")
+        return 2
+    if not single_file:
+        out.mkdir(parents=True, exist_ok=True)
+    options = Options(names, len(entry.classes), "npz")
+    failures = 0
+    for path in tqdm(images, desc=f"extract ({model_id})", unit="img"):
+        try:
+            result = analyze(entry, path.read_bytes(), options, settings.max_pixels)
+        except (ProblemError, OSError) as exc:
+            tqdm.write(f"{path}: {getattr(exc, 'detail', exc)}")
+            failures += 1
+            continue
+        target = out if single_file else out / f"{path.stem}.npz"
+        with np.load(io.BytesIO(result.body)) as arrays:
+            np.savez(target, **{k: arrays[k] for k in arrays.files})
+    return 1 if failures else 0
