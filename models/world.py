@@ -583,7 +583,7 @@ def generate(seed: int, index: int, size: int = 192, label: int | None = None,
     clean = image.copy()
     if post:
         if rng.random() < 0.4:
-            image = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2))))
+            image = np.array(Image.fromarray(image).filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2))))
         if rng.random() < 0.5:
             noisy = image.astype(np.float32) + rng.normal(0, rng.uniform(2, 10), size=image.shape)
             image = np.clip(noisy, 0, 255).astype(np.uint8)

@@ -1,0 +1,343 @@
+"""Train the embedded "tiny" MiniAlexNet on the parts world: ``python -m models.train``.
+
+Data is generated on the fly (one DataLoader worker) from a fixed world seed, so every
+step sees fresh images and nothing is stored. The network trains with BatchNorm after
+each convolution (faster, steadier on CPU); at the end BatchNorm is folded into the
+convolution weights so the shipped network is exactly a :class:`MiniAlexNet`.
+
+Snapshots of the whole (folded) network are kept before training and after 1 %, 10 %
+and 100 % of the steps, so the page can show the first layer being learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from models import world
+from models.nets import MiniAlexNet, NetConfig
+from models.tinyweights import META_KEYS, WEIGHTS_DIR, save_model, write_meta
+
+# Seeds: the world seed for training; validation, evaluation and dissection use others.
+TRAIN_WORLD_SEED = 1
+VAL_WORLD_SEED = 7
+CHECKPOINT_FRACTIONS = {"init": 0.0, "1pct": 0.01, "10pct": 0.10, "final": 1.0}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; stored in tiny.json so a run can be repeated."""
+
+    seed: int = 0
+    world_seed: int = TRAIN_WORLD_SEED
+    input_size: int = 192
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.05
+    warmup_fraction: float = 0.1
+    workers: int = 1
+    threads: int = 2
+    val_images: int = 330
+    val_every: int = 400
+    widths: tuple[int, int, int, int, int] = (48, 96, 128, 128, 128)
+    conv1_kernel: int = 11
+    conv1_stride: int = 4
+    conv1_padding: int = 2
+    hidden: int = 256
+    dropout: float = 0.1
+    out_dir: str = str(WEIGHTS_DIR)
+    name: str = "tiny"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def net_config(self) -> NetConfig:
+        return NetConfig(num_classes=len(world.CLASSES), widths=self.widths,
+                         conv1_kernel=self.conv1_kernel, conv1_stride=self.conv1_stride,
+                         conv1_padding=self.conv1_padding, hidden=self.hidden, dropout=self.dropout)
+
+
+# The normalization the server applies too (torchvision ImageClassification); measured
+# once on 2,000 parts-world images (seed 99) and fixed here so it never drifts.
+MEAN = [0.42, 0.418, 0.415]
+STD = [0.234, 0.231, 0.232]
+
+
+class WorldDataset(Dataset[tuple[torch.Tensor, int]]):
+    """Image ``i`` of world ``seed`` as uint8 CHW (normalized on the training side)."""
+
+    def __init__(self, seed: int, length: int, size: int, offset: int = 0) -> None:
+        self.seed, self.length, self.size, self.offset = seed, length, size, offset
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        s = world.generate(self.seed, self.offset + i, self.size)
+        return torch.from_numpy(s.image).permute(2, 0, 1).contiguous(), s.label
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW -> normalized float, exactly as the server's preprocessing ends."""
+    x = images.float().div_(255.0)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+class BNTrainNet(nn.Module):
+    """MiniAlexNet with BatchNorm after each conv, sharing the MiniAlexNet's modules."""
+
+    def __init__(self, net: MiniAlexNet) -> None:
+        super().__init__()
+        self.net = net
+        layers: list[nn.Module] = []
+        self.bns = nn.ModuleList()
+        for mod in net.features:
+            layers.append(mod)
+            if isinstance(mod, nn.Conv2d):
+                bn = nn.BatchNorm2d(mod.out_channels)
+                self.bns.append(bn)
+                layers.append(bn)
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = self.net.avgpool(x)
+        return self.net.classifier(torch.flatten(x, 1))
+
+
+def fold_batchnorm(model: BNTrainNet) -> MiniAlexNet:
+    """A MiniAlexNet computing the same function in eval mode: BN folded into conv.
+
+    conv(x)*g/sqrt(v+eps) + (b - m)*g/sqrt(v+eps) + beta, so w' = w*k, b' = (b-m)*k + beta.
+    """
+    src = model.net
+    folded = MiniAlexNet(src.config)
+    folded.load_state_dict(src.state_dict())
+    convs = [m for m in folded.features if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        for conv, bn in zip(convs, model.bns, strict=True):
+            assert isinstance(bn, nn.BatchNorm2d) and bn.running_var is not None and bn.running_mean is not None
+            k = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight.mul_(k.view(-1, 1, 1, 1))
+            assert conv.bias is not None
+            conv.bias.copy_((conv.bias - bn.running_mean) * k + bn.bias)
+    return folded.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Class indices for uint8 NHWC images."""
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        x = normalize(torch.from_numpy(images[i:i + batch]).permute(0, 3, 1, 2))
+        out.append(model(x).argmax(1).numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up then cosine decay to zero."""
+    warm = max(1, int(cfg.warmup_fraction * cfg.steps))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, cfg.steps - warm)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def checkpoint_steps(steps: int) -> dict[str, int]:
+    # Non-initial snapshots come after at least one step, even in a very short run.
+    return {name: max(1, round(f * steps)) if f > 0 else 0 for name, f in CHECKPOINT_FRACTIONS.items()}
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Run one training; writes weights, snapshots, metadata and the curve into out_dir."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = MiniAlexNet(cfg.net_config())
+    model = BNTrainNet(net)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}],
+                          lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    data = WorldDataset(cfg.world_seed, cfg.steps * cfg.batch_size, cfg.input_size)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                        num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                        prefetch_factor=4 if cfg.workers > 0 else None,
+                        worker_init_fn=_worker_init if cfg.workers > 0 else None)
+    val_x, val_y, _ = world.generate_batch(VAL_WORLD_SEED, 0, cfg.val_images, cfg.input_size)
+
+    ckpt_at = checkpoint_steps(cfg.steps)
+    checkpoints: list[dict[str, Any]] = []
+
+    def snapshot(name: str, step: int) -> None:
+        file = f"{cfg.name}-ckpt-{name}.safetensors"
+        folded = fold_batchnorm(model)
+        save_model(folded, out / file, torch.float16,
+                   metadata={"net": json.dumps(folded.config.to_dict()), "step": str(step)})
+        checkpoints.append({"name": name, "step": step, "fraction": round(step / cfg.steps, 4), "file": file})
+        model.train()
+
+    model.eval()
+    snapshot("init", 0)
+    history: dict[str, list[float]] = {"step": [], "loss": [], "acc": [], "val_step": [], "val_acc": []}
+    t0 = time.perf_counter()
+    step = 0
+    run_loss, run_acc, run_n = 0.0, 0.0, 0
+    bar = tqdm(total=cfg.steps, disable=not progress, dynamic_ncols=True, mininterval=2.0)
+    model.train()
+    for images, labels in loader:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        logits = model(normalize(images))
+        loss = loss_fn(logits, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        run_loss += loss.item()
+        run_acc += (logits.argmax(1) == labels).float().mean().item()
+        run_n += 1
+        if step % 25 == 0 or step == cfg.steps:
+            history["step"].append(step)
+            history["loss"].append(run_loss / run_n)
+            history["acc"].append(run_acc / run_n)
+            bar.set_postfix(loss=f"{run_loss / run_n:.3f}", acc=f"{run_acc / run_n:.3f}")
+            run_loss, run_acc, run_n = 0.0, 0.0, 0
+        bar.update(1)
+        for name, at in ckpt_at.items():
+            if at == step and name != "init":
+                snapshot(name, step)
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            acc = float((predict(fold_batchnorm(model), val_x) == val_y).mean())
+            history["val_step"].append(step)
+            history["val_acc"].append(acc)
+            bar.write(f"step {step}: val acc {acc:.4f} ({time.perf_counter() - t0:.0f} s)")
+            model.train()
+        if step >= cfg.steps:
+            break
+    bar.close()
+    seconds = time.perf_counter() - t0
+
+    final = fold_batchnorm(model)
+    val_fp32 = predict(final, val_x)
+    half = MiniAlexNet(final.config)
+    half.load_state_dict({k: v.half().float() for k, v in final.state_dict().items()})
+    val_fp16 = predict(half.eval(), val_x)
+    # fp16 ships only if it loses nothing measurable on the validation images.
+    use_fp16 = bool((val_fp16 == val_fp32).all())
+    dtype = torch.float16 if use_fp16 else torch.float32
+    digest = save_model(final, out / f"{cfg.name}.safetensors", dtype)
+
+    gen_rate = world.images_per_second(cfg.input_size, 200)
+    meta = {
+        "classes": list(world.CLASSES),
+        "input_size": cfg.input_size,
+        "mean": MEAN,
+        "std": STD,
+        "net": final.config.to_dict(),
+        "dtype": "float16" if use_fp16 else "float32",
+        "train_config": _jsonable(asdict(cfg)),
+        "seed": cfg.seed,
+        "metrics": {
+            "accuracy": None,  # filled by `python -m models.evaluate --write-metadata`
+            "per_class_accuracy": None,
+            "dissection": None,  # filled by `python -m models.dissect --write-metadata`
+            "validation_accuracy": float((val_fp32 == val_y).mean()),
+            "fp16_agreement": float((val_fp16 == val_fp32).mean()),
+            "training_seconds": round(seconds, 1),
+            "training_images_per_second": round(cfg.steps * cfg.batch_size / seconds, 1),
+            "generator_images_per_second": round(gen_rate, 1),
+        },
+        "checkpoints": checkpoints,
+        "sha256": digest,
+        "trained_on": (f"{cfg.steps * cfg.batch_size:,} procedurally generated {cfg.input_size}px "
+                       f"parts-world images ({len(world.CLASSES)} classes: objects built from shared parts, "
+                       "plus scrambled arrangements), generated on the fly from world seed "
+                       f"{cfg.world_seed}."),
+    }
+    assert tuple(meta) == META_KEYS
+    write_meta(meta, out)
+    (out / f"{cfg.name}-history.json").write_text(json.dumps(history) + "\n")
+    _plot_history(history, out / f"{cfg.name}-training.png")
+    return meta
+
+
+def _worker_init(_: int) -> None:
+    # One thread per worker: the trainer's own two threads already fill the cores.
+    torch.set_num_threads(1)
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    # out_dir is where this machine wrote the files, not part of the recipe.
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items() if k != "out_dir"}
+
+
+def _plot_history(history: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax[0].plot(history["step"], history["loss"])
+    ax[0].set(xlabel="step", ylabel="training loss (mean of 25 steps)", yscale="log")
+    ax[1].plot(history["step"], history["acc"], label="training batches")
+    ax[1].plot(history["val_step"], history["val_acc"], "o-", label="validation (fresh seed)")
+    ax[1].set(xlabel="step", ylabel="accuracy", ylim=(0, 1))
+    ax[1].legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None) -> TrainConfig:
+    cfg = TrainConfig()
+    p = argparse.ArgumentParser(prog="models.train", description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=cfg.steps)
+    p.add_argument("--batch-size", type=int, default=cfg.batch_size)
+    p.add_argument("--input-size", type=int, default=cfg.input_size)
+    p.add_argument("--lr", type=float, default=cfg.lr)
+    p.add_argument("--seed", type=int, default=cfg.seed)
+    p.add_argument("--workers", type=int, default=cfg.workers)
+    p.add_argument("--threads", type=int, default=cfg.threads)
+    p.add_argument("--out-dir", default=cfg.out_dir)
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    cfg = replace(cfg, steps=a.steps, batch_size=a.batch_size, input_size=a.input_size, lr=a.lr,
+                  seed=a.seed, workers=a.workers, threads=a.threads, out_dir=a.out_dir)
+    cfg.extra["progress"] = not a.no_progress
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    progress = bool(cfg.extra.pop("progress", True))
+    meta = train(cfg, progress=progress)
+    m = meta["metrics"]
+    print(f"done in {m['training_seconds']} s; validation accuracy {m['validation_accuracy']:.4f}; "
+          f"weights {cfg.out_dir}/{cfg.name}.safetensors ({meta['dtype']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
