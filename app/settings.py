@@ -28,6 +28,16 @@ class Settings(BaseSettings):
     queue_size: int = Field(4, description="Requests allowed to wait beyond the running one.")
     retry_after_s: int = Field(1, description="Retry-After seconds sent with 503 when full.")
     torch_threads: int = Field(2, description="Intra-op threads for the inference thread.")
+    # Abuse limits (docs/RELIABILITY.md lists every one with its variable).
+    rate_limit: int = Field(120, ge=0, description="API POSTs per minute per anonymous client; 0 = off.")
+    rate_limit_keyed: int = Field(600, ge=0, description="API POSTs per minute per API key; 0 = off.")
+    api_keys: str = Field("", description="Comma-separated API keys (X-API-Key) that get the keyed limit.")
+    trusted_proxies: str = Field(
+        "", description="Comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed."
+    )
+    min_body_rate: int = Field(1024, ge=0, description="Bytes/s an upload must average; slower is cut (408).")
+    body_grace_s: float = Field(5.0, gt=0, description="Seconds an upload may take before its rate is checked.")
+    graceful_shutdown_s: int = Field(15, ge=0, description="Seconds in-flight requests get on SIGTERM.")
 
     @property
     def model_ids(self) -> list[str]:
