@@ -31,6 +31,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
+        if looks_allowed(data):
+            raise ProblemError(400, "corrupt-image", "The image is corrupt: its header is unreadable.") from None
         raise ProblemError(
             415, "unsupported-media-type", f"This is not an image we can read. Send {ACCEPTED}."
         ) from None
@@ -46,6 +48,14 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             f"The image is {width}x{height} pixels; at most {max_pixels} pixels are accepted.",
         )
     return image
+
+
+def looks_allowed(data: bytes) -> bool:
+    """Whether the bytes start like one of the accepted formats (to tell corrupt from foreign)."""
+    return (
+        data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM"))
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+    )
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:

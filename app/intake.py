@@ -51,6 +51,10 @@ def parse_multipart(body: bytes, content_type: str) -> list[_Part]:
     parts: list[_Part] = []
     header_field = bytearray()
     header_value = bytearray()
+    ended: list[bool] = []
+
+    def on_end() -> None:
+        ended.append(True)
 
     def on_part_begin() -> None:
         parts.append(_Part())
@@ -77,6 +81,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[_Part]:
             "on_header_field": on_header_field,
             "on_header_value": on_header_value,
             "on_header_end": on_header_end,
+            "on_end": on_end,
         },
     )
     try:
@@ -84,6 +89,8 @@ def parse_multipart(body: bytes, content_type: str) -> list[_Part]:
         parser.finalize()
     except MultipartParseError:
         raise ProblemError(400, "bad-multipart", "The multipart body is malformed.") from None
+    if not ended:
+        raise ProblemError(400, "bad-multipart", "The multipart body is cut short (no closing boundary).")
     return parts
 
 

@@ -212,8 +212,8 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
     network = build_alexnet()
     try:
         network.load_state_dict(read_state_dict(path))
-    except (RuntimeError, ValueError, OSError) as exc:
-        entry.unavailable_reason = f"The weights file {path} could not be loaded: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any unreadable file means "unavailable", not a crash
+        entry.unavailable_reason = f"The weights file {path} could not be loaded ({type(exc).__name__})."
         entry.how_to_get = FETCH_COMMAND
         return entry
     entry.available = True

@@ -1,0 +1,47 @@
+"""Fixtures shared by every test package: pictures made in memory, AlexNet test weights."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torchvision.models import alexnet
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def scene(width: int = 320, height: int = 240, seed: int = 0) -> Image.Image:
+    """A deterministic picture with edges, gradients and colour, so activations are not flat."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(3, height // 8 + 1, width // 8 + 1, generator=g)
+    big = torch.nn.functional.interpolate(base[None], size=(height, width), mode="bilinear")[0]
+    ys = torch.linspace(0, 1, height)[:, None].expand(height, width)
+    big[0] = 0.5 * big[0] + 0.5 * ys
+    big[1, height // 3 : height // 2, :] = 1.0  # a horizontal bar: strong edges
+    pixels = (big.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(pixels, "RGB")
+
+
+@pytest.fixture(scope="session")
+def make_image() -> Callable[..., bytes]:
+    def make(width: int = 320, height: int = 240, fmt: str = "PNG", seed: int = 0) -> bytes:
+        return encode(scene(width, height, seed), fmt)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def alexnet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random AlexNet state dict written by the test: real loading code, no download."""
+    torch.manual_seed(1234)
+    path = tmp_path_factory.mktemp("weights") / "alexnet-random.pth"
+    torch.save(alexnet(weights=None).state_dict(), path)
+    return path

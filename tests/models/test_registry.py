@@ -1,0 +1,73 @@
+"""Where AlexNet's weights come from, and honesty about what is not available."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torchvision.models import AlexNet_Weights
+
+from models.registry import alexnet_cache_path, load_alexnet, load_registry, load_tiny
+
+
+def test_explicit_file_wins(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    entry = load_alexnet(alexnet_weights)
+    assert entry.available and entry.weights_source == str(alexnet_weights)
+    expected = torch.load(alexnet_weights, weights_only=True)
+    assert entry.network is not None
+    assert torch.equal(entry.network.state_dict()["features.0.weight"], expected["features.0.weight"])
+    assert entry.classes == AlexNet_Weights.IMAGENET1K_V1.meta["categories"]
+    assert len(entry.classes) == 1000
+
+
+def test_torchvision_cache_is_found(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = alexnet_cache_path()
+    assert cached == tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    cached.parent.mkdir(parents=True)
+    shutil.copy(alexnet_weights, cached)
+    entry = load_alexnet(None)
+    assert entry.available and entry.weights_source == str(cached)
+
+
+def test_safetensors_file_loads(alexnet_weights: Path, tmp_path: Path) -> None:
+    state = torch.load(alexnet_weights, weights_only=True)
+    path = tmp_path / "alexnet.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    assert load_alexnet(path).available
+
+
+def test_missing_weights_are_reported_with_the_fetch_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    entry = load_alexnet(None)
+    assert not entry.available and entry.network is None
+    assert entry.how_to_get == "layerscope fetch-weights alexnet"
+    assert str(tmp_path) in (entry.unavailable_reason or "")
+    summary = entry.summary()
+    assert summary["available"] is False and summary["how_to_get"] == entry.how_to_get
+
+
+def test_broken_weights_file_is_unavailable_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "broken.pth"
+    path.write_bytes(b"not a checkpoint")
+    entry = load_alexnet(path)
+    assert not entry.available and "could not be loaded" in (entry.unavailable_reason or "")
+
+
+def test_tiny_is_always_available_and_says_whether_it_is_trained() -> None:
+    entry = load_tiny()
+    assert entry.available and entry.network is not None
+    if not entry.trained:
+        assert "random" in entry.trained_on
+    assert len(entry.classes) == entry.network.classifier[6].out_features
+
+
+def test_unknown_model_id() -> None:
+    with pytest.raises(ValueError, match="unknown model"):
+        load_registry(["resnet"])
