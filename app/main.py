@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_error_handlers
 from app.inference import Engine
+from app.middleware import install_middleware
 from app.routes import api, health, pages
 from app.routes.pages import ROOT
 from app.settings import Settings, get_settings
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_middleware(app, settings)
     app.include_router(api.router)
     app.include_router(health.router)
     app.include_router(pages.router)

@@ -51,7 +51,8 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    await guard.answer(problem_response(413, _detail(self.max_bytes), SLUG, {"Connection": "close"}))
+                    detail = _detail(self.max_bytes)
+                    await guard.answer(problem_response(413, detail, SLUG, {"Connection": "close"}))
                     raise Aborted(413, SLUG, _detail(self.max_bytes))
             return message
 

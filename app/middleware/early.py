@@ -10,7 +10,7 @@ response whatever the route does with the error.
 from __future__ import annotations
 
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Message, Scope, Send
 
 from app.errors import ProblemError
 
