@@ -19,8 +19,8 @@ from app.errors import ProblemError
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 ACCEPTED = "JPEG, PNG, WebP, GIF or BMP"
 
-# Our own cap is checked first; Pillow's guard stays on as a second line and is an error.
-Image.MAX_IMAGE_PIXELS = None  # replaced by the explicit check in open_image
+# Our own cap is checked from the header; Pillow's guard stays on as a second line at the
+# same cap (open_image sets it) and its warning is an error, answered as 413 like ours.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
@@ -28,8 +28,13 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Identify the format and size without decoding pixels; refuse what we do not take."""
     if not data:
         raise ProblemError(400, "empty-image", "The image is empty (0 bytes).")
+    Image.MAX_IMAGE_PIXELS = max_pixels  # process-wide; every caller passes the same Settings cap
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ProblemError(
+            413, "image-too-large", f"The image has too many pixels; at most {max_pixels} are accepted."
+        ) from None
     except UnidentifiedImageError:
         if looks_allowed(data):
             raise ProblemError(400, "corrupt-image", "The image is corrupt: its header is unreadable.") from None
@@ -64,7 +69,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         image.seek(0)  # GIF/WebP animations: the first frame only
         image.load()
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ProblemError(413, "image-too-large", "The image decompresses to too many pixels.") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         raise ProblemError(
