@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +38,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.main import create_app
 
     settings = _settings(args)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; that is a
+    # clean stop for us, so the re-raised SIGTERM ends the process with status 0.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,
+    )
     return 0
 
 

@@ -110,5 +110,5 @@ def denormalized_png(tensor: np.ndarray, mean: tuple[float, ...], std: tuple[flo
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **{k: v.astype(np.float32) for k, v in arrays.items()})
+    np.savez(buffer, **{k: v.astype(np.float32) for k, v in arrays.items()})  # type: ignore[arg-type]
     return buffer.getvalue()

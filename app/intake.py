@@ -75,7 +75,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[_Part]:
 
     parser = MultipartParser(
         boundary,
-        {  # type: ignore[arg-type]
+        {
             "on_part_begin": on_part_begin,
             "on_part_data": on_part_data,
             "on_header_field": on_header_field,

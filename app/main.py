@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import torch
 from fastapi import FastAPI
@@ -23,10 +23,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
+        # Raises when already set in this process (e.g. a second app in the tests).
+        with suppress(RuntimeError):
             torch.set_num_interop_threads(1)
-        except RuntimeError:
-            pass  # already set in this process (e.g. a second app in tests)
         app.state.registry = load_registry(settings.model_ids, settings.alexnet_weights)
         app.state.engine = Engine(
             settings.torch_threads, settings.queue_size, settings.cache_entries, settings.retry_after_s

@@ -20,9 +20,12 @@ class Geometry:
     offset: float
 
 
-def _pair(value: int | tuple[int, ...]) -> int:
+def _pair(value: object) -> int:
     # Our networks use square kernels; take the first entry of a tuple.
-    return value if isinstance(value, int) else int(value[0])
+    if isinstance(value, int):
+        return value
+    assert isinstance(value, tuple)
+    return int(value[0])
 
 
 def sequential_geometry(features: nn.Sequential, prefix: str) -> dict[str, Geometry]:

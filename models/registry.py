@@ -123,8 +123,8 @@ def load_tiny(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
         ),
         trained_on=trained_on,
         input_size=input_size,
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
         classes=classes,
         available=True,
         trained=trained,
@@ -190,8 +190,8 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
         ),
         trained_on="ImageNet-1k: 1.2 million photos in 1000 categories",
         input_size=int(transforms.crop_size[0]),
-        mean=tuple(transforms.mean),  # type: ignore[arg-type]
-        std=tuple(transforms.std),  # type: ignore[arg-type]
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
         classes=list(meta["categories"]),
         available=False,
         trained=True,

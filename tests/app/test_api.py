@@ -59,7 +59,7 @@ def decode_atlas(layer: dict) -> np.ndarray:
     return maps
 
 
-def post(client: TestClient, model: str, data: bytes, **params: object):  # type: ignore[no-untyped-def]
+def post(client: TestClient, model: str, data: bytes, **params: object):
     return client.post(
         f"/api/v1/models/{model}/activations", params=params, files={"image": ("x.png", data, "image/png")}
     )

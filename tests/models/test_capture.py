@@ -40,9 +40,8 @@ def test_hooks_removed_after_exception() -> None:
 
 
 def test_unknown_layer_is_an_error() -> None:
-    with pytest.raises(CaptureError, match="nope"):
-        with capture(tiny_net(), ["nope"]):
-            pass
+    with pytest.raises(CaptureError, match="nope"), capture(tiny_net(), ["nope"]):
+        pass
 
 
 def test_layer_that_saw_nothing_is_an_error() -> None:

@@ -65,7 +65,7 @@ def test_tiny_is_always_available_and_says_whether_it_is_trained() -> None:
     assert entry.available and entry.network is not None
     if not entry.trained:
         assert "random" in entry.trained_on
-    assert len(entry.classes) == entry.network.classifier[6].out_features
+    assert len(entry.classes) == dict(entry.network.named_modules())["classifier.6"].out_features
 
 
 def test_unknown_model_id() -> None:
