@@ -8,7 +8,6 @@ together with the command that fetches them.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,10 +20,11 @@ from torch import nn
 from torchvision.models import AlexNet_Weights
 from torchvision.transforms._presets import ImageClassification
 
+from models import tinyweights
 from models.layers import DEFAULT_LAYERS, LayerInfo, describe_layers
 from models.nets import MiniAlexNet, NetConfig, build_alexnet
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = tinyweights.WEIGHTS_DIR
 ALEXNET_WEIGHTS = AlexNet_Weights.IMAGENET1K_V1
 FETCH_COMMAND = "layerscope fetch-weights alexnet"
 Preprocess = Callable[[Any], torch.Tensor]
@@ -88,15 +88,10 @@ def _prepare(network: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------- tiny
 
 
-def load_tiny(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
+def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
     """Our MiniAlexNet. Without shipped weights it is served untrained, and says so."""
-    meta_path = weights_dir / "tiny.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        config = NetConfig.from_dict(meta["net"])
-        network = MiniAlexNet(config)
-        state = load_tiny_state(weights_dir / "tiny.safetensors", meta.get("sha256"))
-        network.load_state_dict(state)
+    if (weights_dir / tinyweights.META_FILE).exists():
+        network, meta = tinyweights.load_tiny(weights_dir)
         trained = True
         classes = list(meta["classes"])
         input_size = int(meta["input_size"])
@@ -104,7 +99,7 @@ def load_tiny(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
         trained_on = meta.get("trained_on", "the LayerScope parts world")
         metrics = dict(meta.get("metrics", {}))
         checkpoints = list(meta.get("checkpoints", []))
-        source = str(weights_dir / "tiny.safetensors")
+        source = str(weights_dir / tinyweights.WEIGHTS_FILE)
     else:
         config = NetConfig()
         torch.manual_seed(0)
@@ -137,17 +132,6 @@ def load_tiny(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
         metrics=metrics,
         checkpoints=checkpoints,
     )
-
-
-def load_tiny_state(path: Path, sha256: str | None) -> dict[str, torch.Tensor]:
-    """Read shipped weights as float32, checking their hash against the metadata."""
-    if sha256 is not None:
-        import hashlib
-
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != sha256:
-            raise ValueError(f"{path.name}: sha256 {digest} does not match metadata {sha256}")
-    return {k: v.float() for k, v in load_file(str(path)).items()}
 
 
 # ---------------------------------------------------------------- alexnet
@@ -229,7 +213,7 @@ def load_registry(
 ) -> dict[str, ModelEntry]:
     """Load every listed model once (the server calls this in its lifespan)."""
     loaders: dict[str, Callable[[], ModelEntry]] = {
-        "tiny": load_tiny,
+        "tiny": tiny_entry,
         "alexnet": lambda: load_alexnet(alexnet_weights),
     }
     unknown = [m for m in model_ids if m not in loaders]

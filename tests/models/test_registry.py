@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 from torchvision.models import AlexNet_Weights
 
-from models.registry import alexnet_cache_path, load_alexnet, load_registry, load_tiny
+from models.registry import alexnet_cache_path, load_alexnet, load_registry, tiny_entry
 
 
 def test_explicit_file_wins(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_broken_weights_file_is_unavailable_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_tiny_is_always_available_and_says_whether_it_is_trained() -> None:
-    entry = load_tiny()
+    entry = tiny_entry()
     assert entry.available and entry.network is not None
     if not entry.trained:
         assert "random" in entry.trained_on
