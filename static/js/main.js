@@ -1,0 +1,182 @@
+// Wiring: settings and URL state, a picture in, every band drawn, the up-close view, classroom.
+import { analyze, listModels } from './api.js';
+import { redrawAll, renderBands } from './bands.js';
+import * as classroom from './classroom.js';
+import { closeCloseup, initCloseup, isOpen, openCloseup } from './closeup.js';
+import { $, el } from './dom.js';
+import { applyLevel } from './explain.js';
+import { loadTexts, t, texts } from './i18n.js';
+import { initInputs, loadFirstSample, markChosen } from './inputs.js';
+import { renderPredictions } from './predictions.js';
+import { LayerMaps } from './render.js';
+import { LEVELS, readState, writeState } from './state.js';
+import { initWebcam, isLive } from './webcam.js';
+
+const state = { level: 'adult', norm: 'channel', cmap: 'viridis', ...readState() };
+let models = [];
+let lastBlob = null;
+let shown = null; // {result, maps: LayerMaps[]}
+let controller = null;
+let pendingCloseup = state.layer != null && state.channel != null;
+
+const model = () => models.find((m) => m.id === state.model);
+const view = () => ({ norm: state.norm, cmap: state.cmap });
+
+function setStatus(text, kind = '') {
+  const status = $('#status');
+  status.textContent = text;
+  status.className = `status ${kind}`;
+  status.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+}
+
+function levelContext() {
+  const m = model();
+  return {
+    size: m?.input_size ?? '', k: shown?.result.predictions.length ?? 5,
+    classes: m?.classes.length ?? '', layers: shown?.result.layers ?? [],
+  };
+}
+
+function applyWords() {
+  applyLevel(state.level, levelContext());
+  classroom.refreshDots();
+}
+
+function renderModelNote() {
+  const m = model();
+  const note = $('#model-note');
+  note.replaceChildren();
+  if (!m) return;
+  note.classList.toggle('warn', !m.available || !m.trained);
+  note.append(el('h2', { class: 'note-title', text: m.title }), el('p', { text: m.description }));
+  if (!m.available) {
+    note.append(
+      el('p', { class: 'note-strong', text: t('unavailable', { title: m.title }) }),
+      el('p', { class: 'small', text: m.unavailable_reason || '' }),
+      el('p', { text: t('how_to_get') }),
+      el('pre', { class: 'command' }, [el('code', { text: m.how_to_get || '' })]),
+    );
+    return;
+  }
+  note.append(el('p', { class: 'small', text: t('trained_on', { what: m.trained_on }) }));
+  const shownClasses = m.classes.slice(0, 12).join(', ');
+  note.append(el('p', { class: 'small', text: t(m.classes.length > 12 ? 'knows_many' : 'knows', { n: m.classes.length, list: shownClasses }) }));
+  const extra = texts().model_notes?.[m.id];
+  if (extra) note.append(el('p', { class: 'note-strong', text: extra }));
+  if (!m.trained) note.append(el('p', { class: 'note-strong', text: t('untrained') }));
+}
+
+function saveState() {
+  writeState(state);
+}
+
+function openChannel(maps, c) {
+  state.layer = maps.layer.name;
+  state.channel = c;
+  saveState();
+  openCloseup(maps, c, { seenSrc: shown.result.input.preprocessed, inputSize: model()?.input_size || maps.w, view: view() });
+}
+
+async function show(result) {
+  const maps = await Promise.all(result.layers.map((layer) => LayerMaps.decode(layer)));
+  shown = { result, maps };
+  const seen = $('#seen');
+  seen.src = result.input.preprocessed;
+  seen.alt = t('input_label', { size: model()?.input_size ?? '' });
+  seen.hidden = false;
+  renderBands(maps, view, openChannel);
+  renderPredictions(result.predictions, { trained: model()?.trained !== false });
+  document.body.classList.add('has-result');
+  applyWords();
+  $('#timing').textContent = t('timing', { ms: Math.round(result.timings_ms?.total ?? 0) });
+  performance.mark('ls:bands-drawn');
+  if (pendingCloseup && !isLive()) {
+    pendingCloseup = false;
+    const target = maps.find((m) => m.layer.name === state.layer);
+    if (target && state.channel < target.channels) openChannel(target, state.channel);
+  }
+}
+
+async function run(blob, { live = false } = {}) {
+  lastBlob = blob;
+  const m = model();
+  if (!m?.available) {
+    setStatus(t('unavailable', { title: m?.title ?? state.model }), 'error');
+    return;
+  }
+  controller?.abort();
+  controller = new AbortController();
+  const mine = controller;
+  if (!live) setStatus(t('working'), 'busy');
+  try {
+    const result = await analyze(m.id, blob, { signal: mine.signal });
+    if (mine.signal.aborted) return;
+    await show(result);
+    if (!live) setStatus('');
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    setStatus(t('error', { detail: err instanceof TypeError ? t('network_error') : err.message }), 'error');
+    if (live) throw err;
+  }
+}
+
+function choose(id, value, key) {
+  const select = $(id);
+  if ([...select.options].some((o) => o.value === value)) select.value = value;
+  state[key] = select.value;
+  select.addEventListener('change', () => {
+    state[key] = select.value;
+    saveState();
+    if (key === 'level') applyWords();
+    if (key === 'norm' || key === 'cmap') redrawAll(view());
+    if (key === 'model') {
+      renderModelNote();
+      closeCloseup();
+      shown = null;
+      if (lastBlob) run(lastBlob);
+      else applyWords();
+    }
+  });
+}
+
+async function main() {
+  const [, listing] = await Promise.all([loadTexts(), listModels()]);
+  models = listing.models;
+  if (!state.level || !LEVELS.includes(state.level)) state.level = 'adult';
+  if (!models.some((m) => m.id === state.model)) state.model = listing.default;
+  choose('#model', state.model, 'model');
+  choose('#level', state.level, 'level');
+  choose('#norm', state.norm, 'norm');
+  choose('#cmap', state.cmap, 'cmap');
+  saveState();
+  renderModelNote();
+  applyWords();
+
+  initCloseup({
+    onClose: () => {
+      state.layer = null;
+      state.channel = null;
+      saveState();
+    },
+  });
+  const onError = (err) => setStatus(t('error', { detail: err.message }), 'error');
+  initInputs({ onImage: (blob) => run(blob), onError });
+  initWebcam({
+    onSnapshot: (blob) => {
+      markChosen();
+      run(blob);
+    },
+    onFrame: (blob) => run(blob, { live: true }),
+    frameSize: () => model()?.input_size || 128,
+    onError,
+  });
+  classroom.initClassroom({
+    onEnter: async () => {
+      if (isOpen()) closeCloseup();
+      if (!shown) await loadFirstSample(model()?.id === 'tiny' ? 'world' : 'photo');
+    },
+  });
+  document.body.classList.add('ready');
+}
+
+main().catch((err) => setStatus(t('error', { detail: err.message }), 'error'));

@@ -1,0 +1,277 @@
+"""The page in a real browser: inputs, every band drawn, levels, close-up, classroom, URL state."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.browser.conftest import ROOT, screenshot
+
+pytestmark = pytest.mark.browser
+
+STAGES = ("edges", "textures", "parts", "objects")
+SAMPLE = ROOT / "static" / "samples" / "world-car.png"
+PHOTO = ROOT / "static" / "samples" / "photo-cat.jpg"
+
+# For every map canvas in a band: its size, and whether it is drawn (opaque) and not flat.
+CANVAS_STATS = """(stage) => [...document.querySelectorAll(`.band[data-stage="${stage}"] .maps canvas`)].map((c) => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let opaque = 0, distinct = new Set();
+  for (let i = 0; i < d.length; i += 4) { if (d[i + 3] === 255) opaque++; distinct.add(d[i] << 16 | d[i + 1] << 8 | d[i + 2]); }
+  return { w: c.width, h: c.height, opaque, pixels: d.length / 4, distinct: distinct.size,
+           role: c.getAttribute('role'), label: c.getAttribute('aria-label') || '' };
+})"""
+
+
+def upload(page: Any, path: Any = SAMPLE) -> None:
+    page.set_input_files("input[type=file]", str(path))
+    page.wait_for_selector("[data-testid=predictions] li")
+    page.wait_for_function("performance.getEntriesByName('ls:bands-drawn').length > 0")
+
+
+def query(page: Any) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def test_upload_draws_every_band(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    page.goto(server)
+    screenshot(page, "laptop-empty")
+    upload(page)
+    for stage in STAGES:
+        canvases = page.evaluate(CANVAS_STATS, stage)
+        assert len(canvases) >= 6, stage
+        for c in canvases:
+            assert c["opaque"] == c["pixels"] > 0, f"{stage}: a map is not fully drawn"
+            assert c["role"] == "img" and "channel" in c["label"]
+        assert any(c["distinct"] > 1 for c in canvases), f"{stage}: every map is flat"
+    predictions = page.locator("[data-testid=predictions] li.pred")
+    assert predictions.count() == 5
+    assert page.locator("#seen").evaluate("img => img.complete && img.naturalWidth") == 128
+    duration = page.evaluate(
+        "performance.measure('ls:chosen-to-drawn', 'ls:file-chosen', 'ls:bands-drawn').duration"
+    )
+    assert 0 < duration < 5000
+    screenshot(page, "laptop-result")
+
+
+def test_show_all_channels_and_norm_switch(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    page.goto(server)
+    upload(page)
+    band = page.locator('.band[data-stage="textures"]')
+    band.locator(".show-all").click()
+    assert band.locator(".grid canvas").count() == 96
+    before = page.evaluate(CANVAS_STATS, "textures")[0]
+    page.select_option("#norm", "layer")
+    page.select_option("#cmap", "grey")
+    assert query(page)["norm"] == "layer" and query(page)["cmap"] == "grey"
+    after = page.evaluate(CANVAS_STATS, "textures")[0]
+    assert after["opaque"] == after["pixels"] and after != before or after["distinct"] >= 1
+
+
+def test_level_switch_changes_words(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    page.goto(server)
+    upload(page)
+    title = page.locator('.band[data-stage="edges"] .band-title')
+    level = page.locator("[data-testid=level]")
+    assert level.evaluate("s => [...s.options].map(o => o.value)") == [
+        "child", "teen", "adult", "student", "expert"
+    ]
+    level.select_option("child")
+    assert title.text_content() == "Lines"
+    assert "lines → shapes → things" in page.locator("#journey").text_content()
+    child_text = page.locator('.band[data-stage="edges"] .band-text').text_content()
+    level.select_option("expert")
+    assert "conv1" in title.text_content()
+    assert page.locator('.band[data-stage="edges"] .band-text').text_content() != child_text
+    detail = page.locator('.band[data-stage="parts"] .layer-detail').first.text_content()
+    assert re.search(r"shape \[128, 7, 7\] · RF 99 · stride 16 .* sparsity [\d.]+ %", detail), detail
+    assert query(page)["level"] == "expert"
+    screenshot(page, "laptop-expert")
+
+
+def test_closeup_heatmap_and_receptive_field(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    page.goto(server)
+    upload(page)
+    page.locator('.band[data-stage="edges"] .map-btn').first.click()
+    dialog = page.locator("#closeup")
+    assert dialog.is_visible()
+    q = query(page)
+    assert q["layer"] == "features.1" and "channel" in q
+    canvas = page.locator("#closeup-canvas")
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    assert page.locator("#rf-box").is_visible()
+    assert "11×11 patch" in page.locator("#rf-text").text_content()
+    page.fill("#opacity", "30")
+    page.locator("#opacity").dispatch_event("input")
+    assert page.locator("#overlay").evaluate("c => getComputedStyle(c).opacity") == "0.3"
+    assert dialog.locator("dd").count() == 8
+    screenshot(page, "laptop-closeup")
+    canvas.press("ArrowRight")
+    assert "column" in page.locator("#rf-text").text_content()
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
+    assert "channel" not in query(page)
+
+
+def test_url_state_round_trips(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    page.goto(f"{server}/?model=tiny&level=student&layer=features.4&channel=3&norm=layer&cmap=grey")
+    assert page.locator("#level").input_value() == "student"
+    assert page.locator("#norm").input_value() == "layer"
+    assert page.locator("#cmap").input_value() == "grey"
+    upload(page)
+    assert page.locator("#closeup").is_visible()
+    assert page.locator("#closeup-title").text_content() == "conv2, channel 3"
+    page.keyboard.press("Escape")
+    page.locator('.band[data-stage="objects"] .map-btn').nth(1).click()
+    q = query(page)
+    assert q["layer"] == "features.11" and q["level"] == "student" and q["model"] == "tiny"
+    shared = page.url
+    other, _ = page_factory()
+    other.goto(shared)
+    upload(other)
+    assert other.locator("#closeup-title").text_content() == f"conv5, channel {q['channel']}"
+
+
+def test_classroom_tour_with_keys(server: str, page_factory: Any) -> None:
+    page, _ = page_factory(1920, 1080)
+    page.goto(server)
+    upload(page)
+    page.locator("[data-testid=classroom]").click()
+    page.wait_for_selector("body.classroom")
+    assert page.locator("#dots li").count() == 6
+    assert page.evaluate("document.body.dataset.step") == "input"
+    screenshot(page, "projector-classroom-input")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.body.dataset.step") == "edges"
+    assert page.locator('.band[data-stage="edges"]').is_visible()
+    assert not page.locator('.band[data-stage="textures"]').is_visible()
+    screenshot(page, "projector-classroom-edges")
+    page.keyboard.press("PageDown")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.body.dataset.step") == "parts"
+    screenshot(page, "projector-classroom-parts")
+    page.keyboard.press("PageUp")
+    assert page.evaluate("document.body.dataset.step") == "textures"
+    page.keyboard.press("End")
+    assert page.locator("[data-testid=predictions]").is_visible()
+    screenshot(page, "projector-classroom-prediction")
+    for step in ("input", "edges", "textures", "parts", "objects", "prediction"):
+        page.evaluate("(s) => { document.body.dataset.step = s; }", step)
+        page.locator(f'#dots li[data-stage="{step}"] button').click()
+        fits = page.evaluate("document.documentElement.scrollHeight <= innerHeight + 1 && "
+                             "document.documentElement.scrollWidth <= innerWidth + 1")
+        assert fits, f"classroom step {step} needs scrolling at 1920x1080"
+    page.locator("[data-testid=classroom]").click()
+    assert page.evaluate("document.body.classList.contains('classroom')") is False
+
+
+def test_classroom_loads_a_sample_when_empty(server: str, page_factory: Any) -> None:
+    page, _ = page_factory(1920, 1080)
+    page.goto(server)
+    page.locator("[data-testid=classroom]").click()
+    page.wait_for_selector("[data-testid=predictions] li")
+    page.keyboard.press("PageDown")
+    assert page.evaluate("document.body.dataset.step") == "edges"
+
+
+def test_phone_layout(server: str, page_factory: Any) -> None:
+    page, _ = page_factory(390, 844, is_mobile=True, has_touch=True, device_scale_factor=2)
+    page.goto(server)
+    screenshot(page, "phone-empty")
+    upload(page)
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth + 1")
+    page.locator('.band[data-stage="edges"]').scroll_into_view_if_needed()
+    screenshot(page, "phone-result")
+
+
+def test_webcam_live_mode(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    inflight = {"now": 0, "max": 0, "done": 0}
+
+    def started(request: Any) -> None:
+        if "/activations" in request.url:
+            inflight["now"] += 1
+            inflight["max"] = max(inflight["max"], inflight["now"])
+
+    def finished(request: Any) -> None:
+        if "/activations" in request.url:
+            inflight["now"] -= 1
+            inflight["done"] += 1
+
+    page.on("request", started)
+    page.on("requestfinished", finished)
+    page.on("requestfailed", finished)
+    page.goto(server)
+    page.click("#cam-start")
+    page.wait_for_selector("#video:not([hidden])")
+    page.wait_for_function("document.querySelector('#video').videoWidth > 0")
+    page.click("#cam-snap")
+    page.wait_for_selector("[data-testid=predictions] li")
+    page.click("#cam-live")
+    page.wait_for_timeout(2500)
+    fps_text = page.locator("#fps").text_content()
+    page.click("#cam-live")
+    fps = float(fps_text.split()[0])
+    assert inflight["max"] == 1
+    assert fps >= 5, f"live mode ran at {fps} frames/s"
+    page.click("#cam-stop")
+    assert page.locator("#video").is_hidden()
+
+
+def test_alexnet_switch(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    page.goto(f"{server}/?model=alexnet")
+    assert "ImageNet" in page.locator("#model-note").text_content()
+    upload(page, PHOTO)
+    assert page.locator("#seen").evaluate("img => img.naturalWidth") == 224
+    assert page.locator('.band[data-stage="edges"] .layer-title').text_content() == "conv1"
+    page.select_option("#model", "tiny")
+    page.wait_for_function("document.querySelector('#seen').naturalWidth === 128")
+    assert "parts world" in page.locator("#model-note").text_content()
+    assert "not trained" in page.locator("#model-note").text_content() or "parts-world" in page.locator(
+        "#model-note").text_content()
+
+
+def test_alexnet_unavailable_says_how_to_get_it(server_no_alexnet: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    page.goto(server_no_alexnet)
+    assert "not installed" in page.locator("#model option[value=alexnet]").text_content()
+    page.select_option("#model", "alexnet")
+    assert page.locator("#model-note code").text_content() == "layerscope fetch-weights alexnet"
+    assert query(page)["model"] == "alexnet"
+
+
+def test_server_error_detail_is_shown(server: str, page_factory: Any) -> None:
+    page, guard = page_factory()
+    page.goto(server)
+    page.set_input_files("input[type=file]", files=[{"name": "x.png", "mimeType": "image/png", "buffer": b"not a png"}])
+    page.wait_for_selector("#status.error")
+    assert "went wrong" in page.locator("#status").text_content()
+    guard.errors[:] = [e for e in guard.errors if "status of 4" not in e]  # the expected 4xx
+
+
+def test_html_has_no_inline_code_and_page_is_light(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    response = page.goto(server)
+    html = response.text()
+    assert "<script>" not in html and not re.search(r"<script(?![^>]*\bsrc=)", html)
+    assert not re.search(r"\sstyle=", html) and not re.search(r"\son[a-z]+=", html)
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    page.wait_for_selector("body.ready")
+    weight = page.evaluate("""() => performance.getEntriesByType('resource')
+        .filter(r => /\\.(js|css)$/.test(new URL(r.name).pathname))
+        .reduce((s, r) => s + r.decodedBodySize, 0)""")
+    total = weight + len(html.encode())
+    assert total < 150 * 1024, f"page weight {total / 1024:.1f} KB"
+    # Keyboard: tab reaches the file picker and every control; focus is visible.
+    labels = page.evaluate("[...document.querySelectorAll('canvas.map')].every(c => c.getAttribute('aria-label'))")
+    assert labels
