@@ -57,3 +57,107 @@ def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.
     silent = [name for name in names if name not in outputs]
     if silent:
         raise CaptureError(f"layer(s) produced no output: {', '.join(silent)}")
+
+
+@contextmanager
+def gradient_from(model: nn.Module, name: str) -> Iterator[dict[str, torch.Tensor]]:
+    """Make autograd start at layer ``name``: everything before it runs without a graph.
+
+    Inside the block the forward pass runs under ``no_grad`` until ``name`` produces its
+    output; a forward hook there swaps that output for a fresh leaf that requires grad
+    (yielded as ``leaf["activations"]``) and switches grad mode on for the rest of the pass.
+    So a backward pass stops at the layer and never touches the (frozen) earlier layers.
+    The hook returns a clone of the leaf, not the leaf itself: an in-place ReLU right after
+    the layer (AlexNet's) would otherwise modify a leaf that requires grad, which autograd
+    forbids. Grad mode and hooks are restored in ``finally``.
+    """
+    (module,) = resolve_modules(model, [name]).values()
+    leaf: dict[str, torch.Tensor] = {}
+
+    def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
+        torch.set_grad_enabled(True)
+        leaf["activations"] = output.detach().clone().requires_grad_()
+        return leaf["activations"].clone()
+
+    previous = torch.is_grad_enabled()
+    handle = module.register_forward_hook(hook)
+    torch.set_grad_enabled(False)
+    try:
+        yield leaf
+    finally:
+        handle.remove()
+        torch.set_grad_enabled(previous)
+    if "activations" not in leaf:
+        raise CaptureError(f"layer produced no output: {name}")
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """ReLU whose backward passes only positive gradients through positive inputs."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return grad * (x > 0) * (grad > 0)
+
+
+@contextmanager
+def guided_relus(model: nn.Module) -> Iterator[None]:
+    """Guided backpropagation (Springenberg et al.): every ``nn.ReLU`` becomes a guided ReLU.
+
+    A forward hook on each ReLU returns the guided ReLU of the module's *input*, replacing
+    its output. In-place ReLUs would have overwritten that input before the hook sees it,
+    so they are switched to out-of-place for the duration and restored in ``finally``.
+    """
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    inplace = [m.inplace for m in relus]
+    handles: list[RemovableHandle] = []
+
+    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> torch.Tensor:
+        result: torch.Tensor = _GuidedReLU.apply(inputs[0])
+        return result
+
+    try:
+        for relu in relus:
+            relu.inplace = False
+            handles.append(relu.register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for relu, flag in zip(relus, inplace, strict=True):
+            relu.inplace = flag
+
+
+@contextmanager
+def live_outputs(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Like :func:`capture`, but the recorded outputs stay in the autograd graph.
+
+    For objectives that are differentiated back to the input (guided backpropagation,
+    feature visualization). Outputs are cloned, which keeps the graph but protects them
+    from a following in-place ReLU. Hooks are removed in ``finally``.
+    """
+    targets = resolve_modules(model, names)
+    outputs: dict[str, torch.Tensor] = {}
+    handles: list[RemovableHandle] = []
+
+    def make_hook(name: str):  # type: ignore[no-untyped-def]
+        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            outputs[name] = output.clone()
+
+        return hook
+
+    try:
+        for name, module in targets.items():
+            handles.append(module.register_forward_hook(make_hook(name)))
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+    silent = [name for name in names if name not in outputs]
+    if silent:
+        raise CaptureError(f"layer(s) produced no output: {', '.join(silent)}")
