@@ -1,0 +1,135 @@
+"""Feature visualization by activation maximization (Olah et al., Distill 2017).
+
+Optimizing raw pixels to excite a unit gives adversarial high-frequency noise. Three
+regularizers make the result readable:
+
+* parametrization: the image is the inverse FFT of a spectrum scaled by 1/frequency, in a
+  decorrelated colour space, squashed by a sigmoid, so gradient steps favour large,
+  smooth structures (Lucid's ``fft_image`` + ``to_valid_rgb``);
+* transformation robustness: each step sees the image padded, jittered by a few pixels,
+  rescaled by up to 10 % and jittered again, so a pattern must work wherever it lands;
+* the objective is the unit's pre-ReLU value at the centre of its map, so a dead unit
+  still has a gradient.
+
+Units of one layer are optimized together as one batch (one image per unit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.capture import live_outputs
+from models.explain.units import pre_activation
+
+# Lucid's square root of ImageNet's colour correlation matrix: sampling decorrelated
+# channels and mixing them with it gives natural colour statistics.
+_COLOR = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+_COLOR = _COLOR / _COLOR.norm(dim=0).max()
+
+
+@dataclass(frozen=True)
+class VisConfig:
+    size: int = 64
+    steps: int = 256
+    lr: float = 0.05
+    pad: int = 6
+    jitter: int = 4
+    scales: tuple[float, ...] = (0.9, 0.95, 1.0, 1.05, 1.1)
+    decay: float = 1.0  # spectrum falls off as 1 / frequency ** decay
+    seed: int = 0
+
+
+def _frequency_scale(size: int, decay: float) -> torch.Tensor:
+    fy = torch.fft.fftfreq(size)[:, None]
+    fx = torch.fft.rfftfreq(size)[None, :]
+    freqs = torch.sqrt(fy**2 + fx**2)
+    return 1.0 / torch.clamp(freqs, min=1.0 / size) ** decay
+
+
+def to_rgb(spectrum: torch.Tensor, size: int, decay: float) -> torch.Tensor:
+    """Spectrum parameters [B, 3, size, size//2+1, 2] -> images [B, 3, size, size] in (0, 1)."""
+    scaled = torch.view_as_complex(spectrum) * _frequency_scale(size, decay)
+    decorrelated = torch.fft.irfft2(scaled, s=(size, size), norm="ortho") / 4.0
+    mixed = torch.einsum("bchw,dc->bdhw", decorrelated, _COLOR)
+    return torch.sigmoid(mixed)
+
+
+def _transform(images: torch.Tensor, config: VisConfig, rng: torch.Generator) -> torch.Tensor:
+    def jitter(x: torch.Tensor) -> torch.Tensor:
+        dy, dx = (int(v) for v in torch.randint(-config.jitter, config.jitter + 1, (2,), generator=rng))
+        return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+    x = F.pad(images, [config.pad] * 4, mode="constant", value=0.5)
+    x = jitter(x)
+    scale = config.scales[int(torch.randint(len(config.scales), (1,), generator=rng))]
+    if scale != 1.0:
+        side = max(8, round(x.shape[-1] * scale))
+        x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+    return jitter(x)
+
+
+def visualize(
+    network: nn.Module,
+    layer: str,
+    channels: Sequence[int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    config: VisConfig | None = None,
+) -> np.ndarray:
+    """One image per unit of ``layer`` that excites it: uint8 [len(channels), size, size, 3]."""
+    config = config or VisConfig()
+    target = pre_activation(network, layer)
+    rng = torch.Generator().manual_seed(config.seed)
+    shape = (len(channels), 3, config.size, config.size // 2 + 1, 2)
+    spectrum = (0.01 * torch.randn(shape, generator=rng)).requires_grad_()
+    optimizer = torch.optim.Adam([spectrum], lr=config.lr)
+    mean_t = torch.tensor(list(mean)).view(1, 3, 1, 1)
+    std_t = torch.tensor(list(std)).view(1, 3, 1, 1)
+    index = torch.arange(len(channels))
+    chosen = torch.tensor(list(channels))
+    with torch.enable_grad():
+        for _ in range(config.steps):
+            images = _transform(to_rgb(spectrum, config.size, config.decay), config, rng)
+            with live_outputs(network, [target]) as outputs:
+                network((images - mean_t) / std_t)
+            out = outputs[target]
+            values = out[index, chosen]
+            if values.dim() == 3:  # a map: the centre unit, so the pattern is whole and centred
+                values = values[:, values.shape[1] // 2, values.shape[2] // 2]
+            loss = -values.sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        final = to_rgb(spectrum, config.size, config.decay)
+    pixels = np.rint(final.permute(0, 2, 3, 1).numpy() * 255).clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray(pixels)
+
+
+def centre_activation(
+    network: nn.Module,
+    layer: str,
+    channels: Sequence[int],
+    images: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> np.ndarray:
+    """Activation of unit ``channels[i]`` of ``layer`` at its map's centre for image i.
+
+    ``images`` is uint8 [N, S, S, 3] (what :func:`visualize` returns); float32 [N].
+    """
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    x = (x - torch.tensor(list(mean)).view(1, 3, 1, 1)) / torch.tensor(list(std)).view(1, 3, 1, 1)
+    with torch.inference_mode(), live_outputs(network, [layer]) as outputs:
+        network(x)
+    out = outputs[layer]
+    values = out[torch.arange(len(images)), torch.tensor(list(channels))]
+    if values.dim() == 3:
+        values = values[:, values.shape[1] // 2, values.shape[2] // 2]
+    return values.float().numpy()

@@ -1,0 +1,235 @@
+"""Precompute the tiny model's shipped explanations; rerun after every retraining.
+
+    .venv/bin/python -m scripts.precompute_explain            # everything
+    .venv/bin/python -m scripts.precompute_explain --only ood  # one part
+
+Writes into models/weights/explain/ (see models/explain/assets.py for the layout):
+feature visualizations of every unit of conv2-conv5 (one PNG sprite per layer), the
+top-9 patches of every unit over generated images (one JPEG sprite per layer), the
+unfamiliar-input statistics (ood.npz) and metrics.json with the numbers the README quotes
+(feature-vis share, Grad-CAM inside/outside ratio, timings; the OOD AUROC with
+``--measure-ood``, which needs scikit-image for its real photos).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from models import world
+from models.explain import ood
+from models.explain.assets import INDEX_FILE, OOD_FILE
+from models.explain.featvis import VisConfig, centre_activation, visualize
+from models.explain.gradcam import gradcam
+from models.explain.patches import top_patches
+from models.explain.render import atlas, resize_map
+from models.explain.units import unit_count
+from models.geometry import Geometry
+from models.layers import describe_layers
+from models.tinyweights import WEIGHTS_DIR, load_tiny, sha256_file
+
+LAYERS = ("features.4", "features.7", "features.9", "features.11")  # conv2..conv5 after ReLU
+PATCH_SEED, OOD_FIT_SEED, OOD_CAL_SEED, OOD_TEST_SEED, CAM_SEED = 23, 31, 37, 41, 43
+
+
+def normalize(images: np.ndarray, meta: dict[str, Any]) -> torch.Tensor:
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(meta["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(meta["std"]).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def make_featvis(net: torch.nn.Module, meta: dict[str, Any], out: Path, steps: int,
+                 index: dict[str, Any], best100: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for layer in LAYERS:
+        t0 = time.perf_counter()
+        units = unit_count(net, meta["input_size"], layer)
+        images = visualize(net, layer, list(range(units)), meta["mean"], meta["std"], VisConfig(steps=steps))
+        grid, columns = atlas(images)
+        file = f"featvis-{layer}.png"
+        Image.fromarray(grid).save(out / file, optimize=True)
+        acts = centre_activation(net, layer, list(range(units)), images, meta["mean"], meta["std"])
+        index["featvis"][layer] = {
+            "file": file, "columns": columns, "tile": [images.shape[1], images.shape[2]], "units": units,
+            "activation": [round(float(a), 4) for a in acts],
+        }
+        seconds = time.perf_counter() - t0
+        metrics[layer] = {"units": units, "seconds": round(seconds, 1), "bytes": (out / file).stat().st_size}
+        if best100 is not None:
+            beats = acts > best100[layer]
+            metrics[layer]["share_above_best_of_100_images"] = round(float(beats.mean()), 4)
+        print(f"featvis {layer}: {units} units in {seconds:.0f} s", metrics[layer], flush=True)
+    return metrics
+
+
+def make_patches(net: torch.nn.Module, meta: dict[str, Any], out: Path, count: int,
+                 index: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    t0 = time.perf_counter()
+    images, _labels, _ = world.generate_batch(PATCH_SEED, 0, count, meta["input_size"])
+    print(f"generated {count} images in {time.perf_counter() - t0:.0f} s", flush=True)
+    geometry = describe_layers(net, meta["input_size"])
+    metrics: dict[str, Any] = {"images": count, "world_seed": PATCH_SEED}
+    best100: dict[str, np.ndarray] = {}
+    for layer in LAYERS:
+        info = geometry[layer]
+        top = top_patches(net, layer, Geometry(info.receptive_field, info.stride, info.offset), images,
+                          meta["mean"], meta["std"], k=9, tile=32)
+        units, k = top.patches.shape[:2]
+        grid, _ = atlas(top.patches.reshape(units * k, 32, 32, 3), columns=k)
+        file = f"patches-{layer}.jpg"
+        Image.fromarray(grid).save(out / file, quality=88, optimize=True)
+        index["patches"][layer] = {
+            "file": file, "columns": k, "tile": [32, 32], "units": units, "k": k,
+            "receptive_field": info.receptive_field,
+            "values": [[round(float(v), 4) for v in row] for row in top.values],
+            "images": top.images.tolist(),
+        }
+        best100[layer] = top.best[:100].max(axis=0)
+        metrics[layer] = {"bytes": (out / file).stat().st_size}
+        print(f"patches {layer}: {units} units", flush=True)
+    return metrics, best100
+
+
+def make_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, sha: str, fit_n: int, cal_n: int) -> dict[str, Any]:
+    size = meta["input_size"]
+    fit_x, fit_y, _ = world.generate_batch(OOD_FIT_SEED, 0, fit_n, size)
+    cal_x, _, _ = world.generate_batch(OOD_CAL_SEED, 0, cal_n, size)
+    feats = np.concatenate([ood.features(net, normalize(fit_x[i:i + 128], meta)) for i in range(0, fit_n, 128)])
+    stats = ood.fit(feats, fit_y)
+    cal = np.concatenate([ood.features(net, normalize(cal_x[i:i + 128], meta)) for i in range(0, cal_n, 128)])
+    stats = ood.calibrate(stats, cal, 99.0, sha)
+    stats.save(out / OOD_FILE)
+    print(f"ood: threshold {stats.threshold:.3f} (99th percentile of {cal_n} generated images)", flush=True)
+    return {"fit_images": fit_n, "calibration_images": cal_n, "percentile": 99.0, "threshold": stats.threshold,
+            "fit_seed": OOD_FIT_SEED, "calibration_seed": OOD_CAL_SEED,
+            "feature_dims": int(feats.shape[1])}
+
+
+def measure_cam(net: torch.nn.Module, meta: dict[str, Any], count: int) -> dict[str, Any]:
+    """Mean Grad-CAM (top class, conv5) inside the object mask over outside it."""
+    inside, outside, seconds = [], [], []
+    for i in range(count):
+        s = world.generate(CAM_SEED, i, meta["input_size"])
+        x = normalize(s.image[None], meta)[0]
+        t0 = time.perf_counter()
+        cam, _ = gradcam(net, x, "features.11")
+        seconds.append(time.perf_counter() - t0)
+        big = resize_map(cam, *s.object_mask.shape)
+        if s.object_mask.any() and (~s.object_mask).any():
+            inside.append(float(big[s.object_mask].mean()))
+            outside.append(float(big[~s.object_mask].mean()))
+    ins, outs = np.array(inside), np.array(outside)
+    result = {"images": len(ins), "mean_inside": float(ins.mean()), "mean_outside": float(outs.mean()),
+              "ratio": float(ins.mean() / max(outs.mean(), 1e-9)),
+              "share_images_inside_gt_outside": float((ins > outs).mean()),
+              "median_ms": round(1000 * float(np.median(seconds)), 2)}
+    print("gradcam", result, flush=True)
+    return result
+
+
+def real_photos(size: int, per_photo: int, seed: int = 0) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Real photos shipped in scikit-image's wheel, as random square crops and flips."""
+    import skimage.data as data
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
+             "camera", "coins", "moon", "brick", "grass", "gravel", "clock", "cell", "page", "text"]
+    rng = np.random.default_rng(seed)
+    groups: dict[str, np.ndarray] = {}
+    for name in names:
+        pixels = getattr(data, name)()
+        image = Image.fromarray(pixels).convert("RGB")
+        crops = []
+        for _ in range(per_photo):
+            side = int(min(image.size) * rng.uniform(0.5, 1.0))
+            left = int(rng.integers(0, image.width - side + 1))
+            top = int(rng.integers(0, image.height - side + 1))
+            crop = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
+            if rng.random() < 0.5:
+                crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            crops.append(np.asarray(crop))
+        groups[name] = np.stack(crops)
+    faces = data.lfw_subset()[:100]  # 25x25 grey faces, upscaled: a harder, face-like set
+    groups["lfw_faces"] = np.stack([np.asarray(Image.fromarray((f * 255).astype(np.uint8)).convert("RGB")
+                                               .resize((size, size), Image.Resampling.BILINEAR)) for f in faces])
+    return groups, names
+
+
+def measure_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, test_n: int) -> dict[str, Any]:
+    stats = ood.OODStats.load(out / OOD_FILE)
+    size = meta["input_size"]
+    gen_x, _, _ = world.generate_batch(OOD_TEST_SEED, 0, test_n, size)
+    familiar = ood.scores(stats, np.concatenate(
+        [ood.features(net, normalize(gen_x[i:i + 128], meta)) for i in range(0, test_n, 128)]))
+    groups, names = real_photos(size, per_photo=20)
+    per_group = {g: ood.scores(stats, ood.features(net, normalize(x, meta))) for g, x in groups.items()}
+    photos = np.concatenate([per_group[n] for n in names])
+    every = np.concatenate(list(per_group.values()))
+    result = {
+        "generated_test_images": test_n, "generated_seed": OOD_TEST_SEED,
+        "generated_flagged": float((familiar > stats.threshold).mean()),
+        "real_photos": len(names), "crops_per_photo": 20, "lfw_faces": len(groups["lfw_faces"]),
+        "auroc_photo_crops": ood.auroc(familiar, photos),
+        "auroc_all_real": ood.auroc(familiar, every),
+        "photo_crops_flagged": float((photos > stats.threshold).mean()),
+        "lfw_faces_flagged": float((per_group["lfw_faces"] > stats.threshold).mean()),
+        "per_photo_flagged": {g: round(float((s > stats.threshold).mean()), 3) for g, s in per_group.items()},
+        "per_photo_auroc": {g: round(ood.auroc(familiar, s), 4) for g, s in per_group.items()},
+    }
+    print("ood measurement", json.dumps(result, indent=1), flush=True)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
+    p.add_argument("--only", default="patches,featvis,ood,cam", help="comma-separated parts")
+    p.add_argument("--measure-ood", action="store_true", help="AUROC vs real photos (needs scikit-image)")
+    p.add_argument("--images", type=int, default=3000, help="generated images for top patches")
+    p.add_argument("--steps", type=int, default=256, help="optimization steps per feature visualization")
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    weights = Path(a.weights_dir)
+    net, meta = load_tiny(weights)
+    for param in net.parameters():
+        param.requires_grad_(False)
+    sha = sha256_file(weights / "tiny.safetensors")
+    out = weights / "explain"
+    out.mkdir(exist_ok=True)
+    index_path, metrics_path = out / INDEX_FILE, out / "metrics.json"
+    index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.exists() else {}
+    if index.get("weights_sha256") != sha:
+        index = {}
+    index.update({"weights_sha256": sha, "layers": list(LAYERS)})
+    index.setdefault("featvis", {})
+    index.setdefault("patches", {})
+    metrics: dict[str, Any] = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    if metrics.get("weights_sha256") != sha:
+        metrics = {"weights_sha256": sha}
+    parts = set(a.only.split(","))
+    best100 = None
+    if "patches" in parts or "featvis" in parts:
+        metrics["patches"], best100 = make_patches(net, meta, out, a.images, index)
+    if "featvis" in parts:
+        metrics["featvis"] = make_featvis(net, meta, out, a.steps, index, best100)
+    index_path.write_text(json.dumps(index, separators=(",", ":")) + "\n")
+    if "ood" in parts:
+        metrics["ood"] = make_ood(net, meta, out, sha, 2200, 550)
+    if "cam" in parts:
+        metrics["gradcam"] = measure_cam(net, meta, 100)
+    if a.measure_ood:
+        metrics["ood_measurement"] = measure_ood(net, meta, out, 550)
+    metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
