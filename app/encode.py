@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import io
 import math
+import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,9 @@ from PIL import Image
 
 # zlib level 1: several times faster than the default and only slightly larger here.
 PNG_COMPRESS_LEVEL = 1
+# PNG colour type by channel count (grey, RGB, RGBA) for the fast 8-bit writer below.
+_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -64,9 +69,42 @@ def tile_atlas(q: np.ndarray, columns: int) -> np.ndarray:
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+    """8-bit grey/RGB/RGBA pixels -> PNG, written directly (anything else goes through Pillow).
+
+    Why not Pillow: its encoder tries every PNG filter on every row (adaptive filtering),
+    which was three quarters of the encoding time and, on activation atlases, compresses
+    *worse* than no filter at all. Measured on AlexNet's five default layers (bench/):
+    Pillow level 1 ~30 ms / 315 KB, this writer ~6 ms / 272 KB. Grey atlases are mostly
+    runs of zeros (ReLU) and equal values, so no filter + zlib's run-length strategy wins;
+    pictures (RGB/RGBA) are smooth, so the Sub filter + ordinary deflate wins there.
+    """
+    colour_type = _COLOUR_TYPES.get(1 if pixels.ndim == 2 else pixels.shape[-1]) if pixels.ndim in (2, 3) else None
+    if pixels.dtype != np.uint8 or colour_type is None or pixels.size == 0:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        return buffer.getvalue()
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    rows = np.ascontiguousarray(pixels).reshape(height, width * channels)
+    # Each scanline is one filter-type byte then the (filtered) row.
+    raw = np.empty((height, width * channels + 1), dtype=np.uint8)
+    if channels == 1:
+        raw[:, 0] = 0  # filter None
+        raw[:, 1:] = rows
+        strategy = zlib.Z_RLE
+    else:
+        raw[:, 0] = 1  # filter Sub: each byte minus the same channel of the pixel to its left
+        raw[:, 1 : 1 + channels] = rows[:, :channels]
+        np.subtract(rows[:, channels:], rows[:, :-channels], out=raw[:, 1 + channels :])
+        strategy = zlib.Z_DEFAULT_STRATEGY
+    compressor = zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, 15, 9, strategy)
+    idat = compressor.compress(raw.data) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b"")))
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)))
 
 
 def data_url(png: bytes) -> str:
