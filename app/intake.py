@@ -14,6 +14,7 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
 from app.errors import ProblemError
+from app.imaging import ACCEPTED
 
 FIELD = "image"
 
@@ -113,5 +114,5 @@ async def read_image_bytes(request: Request, limit: int) -> bytes:
     raise ProblemError(
         415,
         "unsupported-media-type",
-        "Send the picture as multipart/form-data (field 'image') or as a raw image/* body.",
+        f"Send a {ACCEPTED} picture as multipart/form-data (field 'image') or as a raw image/* body.",
     )

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from starlette.types import Message, Scope
 
 from app.main import create_app
 from scripts.load import Server, pictures, serve
@@ -40,9 +41,9 @@ def client() -> Iterator[TestClient]:
 def asgi_post(client: TestClient, headers: list[tuple[bytes, bytes]], chunks: Iterator[bytes]) -> dict[str, Any]:
     """Drive the app directly: feed ``chunks`` through receive(), record what was pulled and sent."""
     pulled = 0
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal pulled
         chunk = next(chunks, None)
         if chunk is None:
@@ -50,10 +51,10 @@ def asgi_post(client: TestClient, headers: list[tuple[bytes, bytes]], chunks: It
         pulled += len(chunk)
         return {"type": "http.request", "body": chunk, "more_body": True}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
+    scope: Scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
         "scheme": "http", "path": ACTIVATIONS, "raw_path": ACTIVATIONS.encode(), "query_string": b"",
         "root_path": "", "headers": [(b"host", b"testserver"), *headers],
