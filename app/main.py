@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from app.errors import install_error_handlers
 from app.inference import Engine
 from app.middleware import install_middleware
-from app.routes import api, health, pages
+from app.routes import api, explain, health, pages
 from app.routes.pages import ROOT
 from app.settings import Settings, get_settings
 from models.registry import load_registry
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_middleware(app, settings)
     app.include_router(api.router)
+    app.include_router(explain.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")

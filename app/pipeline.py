@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from app.encode import data_url, denormalized_png, encode_layer, npz_bytes
 from app.imaging import decode_image
 from models.activations import compute_activations
+from models.explain.assets import ood_stats
+from models.explain.checkpoints import network_for
+from models.explain.ood import assess
 from models.registry import ModelEntry
 
 Format = Literal["json", "npz"]
@@ -26,6 +30,7 @@ class Options:
     layers: tuple[str, ...]
     top_k: int
     format: Format
+    checkpoint: str | None = None  # a training snapshot's name; None: the served weights
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ def analyze(entry: ModelEntry, data: bytes, options: Options, max_pixels: int) -
     timings["preprocess"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    result = compute_activations(entry.network, tensor, options.layers)
+    result = compute_activations(network_for(entry, options.checkpoint), tensor, options.layers)
     timings["forward"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -69,12 +74,26 @@ def analyze(entry: ModelEntry, data: bytes, options: Options, max_pixels: int) -
     ]
     preprocessed = data_url(denormalized_png(tensor.numpy(), entry.mean, entry.std))
     timings["encode"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    ood = unfamiliarity(entry, tensor)
+    timings["ood"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - start
     body = {
         "model": entry.id,
         "input": {"width": image.width, "height": image.height, "preprocessed": preprocessed},
         "predictions": top_predictions(entry, result.probabilities, options.top_k),
         "layers": layers,
+        "checkpoint": options.checkpoint,
+        **({"ood": ood} if entry.id == "tiny" else {}),
         "timings_ms": {k: round(v * 1000, 3) for k, v in timings.items()},
     }
     return Result(json.dumps(body, separators=(",", ":")).encode(), "application/json")
+
+
+def unfamiliarity(entry: ModelEntry, tensor: torch.Tensor) -> dict[str, Any] | None:
+    """The tiny model's unfamiliar-input score (models/explain/ood.py), always with the
+    served weights: it judges the picture, not a checkpoint. None without calibration."""
+    stats = ood_stats(entry.weights_source) if entry.id == "tiny" else None
+    if stats is None or entry.network is None:
+        return None
+    return dict(assess(stats, entry.network, tensor))

@@ -11,6 +11,7 @@ from app.errors import ProblemError
 from app.inference import image_key
 from app.intake import read_image_bytes
 from app.pipeline import Format, Options, analyze
+from models.explain.checkpoints import UnknownCheckpoint, resolve_checkpoint
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
 
@@ -77,8 +78,16 @@ async def activations(
     ] = None,
     top_k: Annotated[int, Query(ge=1, le=1000, description="How many predictions to return.")] = 5,
     format: Annotated[Format, Query(description="json (atlases) or npz (raw float32 arrays).")] = "json",
+    checkpoint: Annotated[
+        str | None, Query(max_length=64, description="A training checkpoint (tiny); default: final weights.")
+    ] = None,
 ) -> Response:
-    options = Options(_parse_layers(layers, entry), min(top_k, len(entry.classes)), format)
+    try:
+        chosen = resolve_checkpoint(entry, checkpoint)
+    except UnknownCheckpoint as exc:
+        raise ProblemError(422, "unknown-checkpoint", str(exc)) from None
+    # The checkpoint is part of Options, so it is part of the cache key too.
+    options = Options(_parse_layers(layers, entry), min(top_k, len(entry.classes)), format, chosen)
     engine.admit()  # refuse early, before reading the body, when the server is full
     data = await read_image_bytes(request, settings.max_body_bytes)
     key = (image_key(data), entry.id, options)

@@ -19,12 +19,22 @@ _CACHE: dict[tuple[str, str], nn.Module] = {}
 _LOCK = threading.Lock()
 
 
-class UnknownCheckpoint(KeyError):
-    """The model has no checkpoint of that name."""
+class UnknownCheckpoint(ValueError):
+    """The model has no checkpoint of that name (the message lists the known ones)."""
 
 
 def checkpoint_names(entry: ModelEntry) -> list[str]:
     return [str(c["name"]) for c in entry.checkpoints]
+
+
+def resolve_checkpoint(entry: ModelEntry, raw: str | None) -> str | None:
+    """A checkpoint name the model has, None (blank) for the served weights, else raise."""
+    if raw is None or not raw.strip():
+        return None
+    names = checkpoint_names(entry)
+    if raw not in names:
+        raise UnknownCheckpoint(f"Unknown checkpoint; known: {', '.join(names) or 'none for this model'}.")
+    return raw
 
 
 def network_for(entry: ModelEntry, checkpoint: str | None) -> nn.Module:
@@ -34,7 +44,7 @@ def network_for(entry: ModelEntry, checkpoint: str | None) -> nn.Module:
         return entry.network
     record = next((c for c in entry.checkpoints if c.get("name") == checkpoint), None)
     if record is None or entry.weights_source is None:
-        raise UnknownCheckpoint(checkpoint)
+        raise UnknownCheckpoint(f"Unknown checkpoint; known: {', '.join(checkpoint_names(entry)) or 'none'}.")
     path = Path(entry.weights_source).parent / str(record["file"])
     key = (str(path), checkpoint)
     with _LOCK:
