@@ -42,7 +42,9 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             415, "unsupported-media-type", f"This is not an image we can read. Send {ACCEPTED}."
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ProblemError(400, "corrupt-image", f"The image header is unreadable ({type(exc).__name__}).") from None
+        raise ProblemError(
+            400, "corrupt-image", f"The image is corrupt: its header is unreadable ({type(exc).__name__})."
+        ) from None
     width, height = image.size
     if width < 1 or height < 1:
         raise ProblemError(400, "corrupt-image", "The image has no pixels.")
@@ -65,6 +67,16 @@ def looks_allowed(data: bytes) -> bool:
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode ``data`` into an upright 8-bit RGB image, or raise a ProblemError (4xx)."""
+    # The same answer whatever the process's warning filters (pytest makes warnings errors):
+    # Pillow's complaints about bad metadata (corrupt EXIF, odd MPO) are not the client's
+    # problem when the pixels decode; its bomb warning always is.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return _decode(data, max_pixels)
+
+
+def _decode(data: bytes, max_pixels: int) -> Image.Image:
     image = open_image(data, max_pixels)
     try:
         image.seek(0)  # GIF/WebP animations: the first frame only
