@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterator
 from functools import cache
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -36,7 +37,7 @@ def client() -> Iterator[TestClient]:
         yield c
 
 
-def post_file(client: TestClient, data: bytes, filename: str = "picture.png", ctype: str = "image/png") -> object:
+def post_file(client: TestClient, data: bytes, filename: str = "picture.png", ctype: str = "image/png") -> httpx.Response:
     return client.post(ACTIVATIONS, files={"image": (filename, data, ctype)})
 
 
@@ -90,10 +91,10 @@ def test_foreign_formats_are_415_naming_the_accepted(client: TestClient, kind: s
         post_file(client, data, "looks-like.png", "image/png"),
         client.post(ACTIVATIONS, content=data, headers={"content-type": ctype}),
     ):
-        assert response.status_code == 415, (kind, response.text)  # type: ignore[attr-defined]
-        problem = response.json()  # type: ignore[attr-defined]
+        assert response.status_code == 415, (kind, response.text)
+        problem = response.json()
         assert ACCEPTED in problem["detail"]
-        assert response.headers["content-type"] == "application/problem+json"  # type: ignore[attr-defined]
+        assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_decoder_itself_refuses_tiff() -> None:
@@ -145,7 +146,7 @@ def test_pixel_cap_is_configurable(client: TestClient) -> None:
     from app.main import create_app
 
     with TestClient(create_app(make_settings(max_pixels=1000))) as small:
-        assert post_file(small, data).status_code == 413  # type: ignore[attr-defined]
+        assert post_file(small, data).status_code == 413
 
 
 def test_pillow_bomb_warning_is_an_error_outside_pytest() -> None:
@@ -196,9 +197,9 @@ def test_corrupt_input_is_a_clear_4xx(client: TestClient, name: str, data: bytes
         post_file(client, data),
         client.post(ACTIVATIONS, content=data, headers={"content-type": "image/jpeg"}),
     ):
-        assert response.status_code == status, (name, response.text)  # type: ignore[attr-defined]
+        assert response.status_code == status, (name, response.text)
         if status != 200:
-            detail = response.json()["detail"]  # type: ignore[attr-defined]
+            detail = response.json()["detail"]
             assert detail and ("corrupt" in detail or "empty" in detail), detail
 
 
