@@ -37,7 +37,9 @@ def client() -> Iterator[TestClient]:
         yield c
 
 
-def post_file(client: TestClient, data: bytes, filename: str = "picture.png", ctype: str = "image/png") -> httpx.Response:
+def post_file(
+    client: TestClient, data: bytes, filename: str = "picture.png", ctype: str = "image/png"
+) -> httpx.Response:
     return client.post(ACTIVATIONS, files={"image": (filename, data, ctype)})
 
 
