@@ -2,7 +2,7 @@
 import { $, $$, el, num } from './dom.js';
 import { t } from './i18n.js';
 
-const TOP = 6;
+const TOP = 8;
 const openGrids = new Set(); // layer names whose full grid is open (kept across pictures)
 let drawn = []; // every canvas on the page: [canvas, maps, channel]
 

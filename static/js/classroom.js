@@ -83,7 +83,6 @@ export const isActive = () => active;
 export function initClassroom(options) {
   hooks = { ...hooks, ...options };
   $('#classroom').addEventListener('click', () => (active ? exit() : enter()));
-  $('#tour-exit').addEventListener('click', exit);
   $('#tour-prev').addEventListener('click', () => go(step - 1));
   $('#tour-next').addEventListener('click', () => go(step + 1));
   document.addEventListener('keydown', onKey);

@@ -97,6 +97,13 @@ async function show(result) {
   }
 }
 
+function revealBands() {
+  const top = $('#hierarchy').getBoundingClientRect().top;
+  if (classroom.isActive() || top < innerHeight * 0.6) return;
+  const smooth = !matchMedia('(prefers-reduced-motion: reduce)').matches;
+  $('#hierarchy').scrollIntoView({ behavior: smooth ? 'smooth' : 'auto', block: 'start' });
+}
+
 async function run(blob, { live = false } = {}) {
   lastBlob = blob;
   const m = model();
@@ -112,7 +119,10 @@ async function run(blob, { live = false } = {}) {
     const result = await analyze(m.id, blob, { signal: mine.signal });
     if (mine.signal.aborted) return;
     await show(result);
-    if (!live) setStatus('');
+    if (!live) {
+      setStatus('');
+      revealBands();
+    }
   } catch (err) {
     if (err.name === 'AbortError') return;
     setStatus(t('error', { detail: err instanceof TypeError ? t('network_error') : err.message }), 'error');

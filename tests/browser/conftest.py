@@ -123,7 +123,7 @@ class Guard:
 
 
 def open_page(browser: Any, width: int = 1366, height: int = 768, **kwargs: Any) -> tuple[Any, Any, Guard]:
-    context = browser.new_context(viewport={"width": width, "height": height}, **kwargs)
+    context = browser.new_context(viewport={"width": width, "height": height}, reduced_motion="reduce", **kwargs)
     guard = Guard()
 
     def route(r: Any) -> None:

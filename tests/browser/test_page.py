@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -26,10 +27,27 @@ CANVAS_STATS = """(stage) => [...document.querySelectorAll(`.band[data-stage="${
 })"""
 
 
+def wait_until(page: Any, expression: str, timeout_s: float = 20) -> Any:
+    """Poll a JS expression (wait_for_function would need 'unsafe-eval', which our CSP forbids)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(50)
+
+
+def visit(page: Any, url: str) -> Any:
+    response = page.goto(url)
+    page.wait_for_selector("body.ready", state="attached")
+    return response
+
+
 def upload(page: Any, path: Any = SAMPLE) -> None:
     page.set_input_files("input[type=file]", str(path))
-    page.wait_for_selector("[data-testid=predictions] li")
-    page.wait_for_function("performance.getEntriesByName('ls:bands-drawn').length > 0")
+    page.wait_for_selector("[data-testid=predictions] li", state="attached")
+    wait_until(page, "performance.getEntriesByName('ls:bands-drawn').length > 0")
 
 
 def query(page: Any) -> dict[str, str]:
@@ -38,7 +56,7 @@ def query(page: Any) -> dict[str, str]:
 
 def test_upload_draws_every_band(server: str, page_factory: Any) -> None:
     page, _ = page_factory()
-    page.goto(server)
+    visit(page, server)
     screenshot(page, "laptop-empty")
     upload(page)
     for stage in STAGES:
@@ -60,7 +78,7 @@ def test_upload_draws_every_band(server: str, page_factory: Any) -> None:
 
 def test_show_all_channels_and_norm_switch(server: str, page_factory: Any) -> None:
     page, _ = page_factory()
-    page.goto(server)
+    visit(page, server)
     upload(page)
     band = page.locator('.band[data-stage="textures"]')
     band.locator(".show-all").click()
@@ -75,7 +93,7 @@ def test_show_all_channels_and_norm_switch(server: str, page_factory: Any) -> No
 
 def test_level_switch_changes_words(server: str, page_factory: Any) -> None:
     page, _ = page_factory()
-    page.goto(server)
+    visit(page, server)
     upload(page)
     title = page.locator('.band[data-stage="edges"] .band-title')
     level = page.locator("[data-testid=level]")
@@ -97,7 +115,7 @@ def test_level_switch_changes_words(server: str, page_factory: Any) -> None:
 
 def test_closeup_heatmap_and_receptive_field(server: str, page_factory: Any) -> None:
     page, _ = page_factory()
-    page.goto(server)
+    visit(page, server)
     upload(page)
     page.locator('.band[data-stage="edges"] .map-btn').first.click()
     dialog = page.locator("#closeup")
@@ -118,12 +136,12 @@ def test_closeup_heatmap_and_receptive_field(server: str, page_factory: Any) -> 
     assert "column" in page.locator("#rf-text").text_content()
     page.keyboard.press("Escape")
     assert not dialog.is_visible()
-    assert "channel" not in query(page)
+    wait_until(page, "!location.search.includes('channel=')")
 
 
 def test_url_state_round_trips(server: str, page_factory: Any) -> None:
     page, _ = page_factory()
-    page.goto(f"{server}/?model=tiny&level=student&layer=features.4&channel=3&norm=layer&cmap=grey")
+    visit(page, f"{server}/?model=tiny&level=student&layer=features.4&channel=3&norm=layer&cmap=grey")
     assert page.locator("#level").input_value() == "student"
     assert page.locator("#norm").input_value() == "layer"
     assert page.locator("#cmap").input_value() == "grey"
@@ -136,14 +154,14 @@ def test_url_state_round_trips(server: str, page_factory: Any) -> None:
     assert q["layer"] == "features.11" and q["level"] == "student" and q["model"] == "tiny"
     shared = page.url
     other, _ = page_factory()
-    other.goto(shared)
+    visit(other, shared)
     upload(other)
     assert other.locator("#closeup-title").text_content() == f"conv5, channel {q['channel']}"
 
 
 def test_classroom_tour_with_keys(server: str, page_factory: Any) -> None:
     page, _ = page_factory(1920, 1080)
-    page.goto(server)
+    visit(page, server)
     upload(page)
     page.locator("[data-testid=classroom]").click()
     page.wait_for_selector("body.classroom")
@@ -176,16 +194,16 @@ def test_classroom_tour_with_keys(server: str, page_factory: Any) -> None:
 
 def test_classroom_loads_a_sample_when_empty(server: str, page_factory: Any) -> None:
     page, _ = page_factory(1920, 1080)
-    page.goto(server)
+    visit(page, server)
     page.locator("[data-testid=classroom]").click()
-    page.wait_for_selector("[data-testid=predictions] li")
+    page.wait_for_selector("[data-testid=predictions] li", state="attached")
     page.keyboard.press("PageDown")
     assert page.evaluate("document.body.dataset.step") == "edges"
 
 
 def test_phone_layout(server: str, page_factory: Any) -> None:
     page, _ = page_factory(390, 844, is_mobile=True, has_touch=True, device_scale_factor=2)
-    page.goto(server)
+    visit(page, server)
     screenshot(page, "phone-empty")
     upload(page)
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth + 1")
@@ -210,10 +228,10 @@ def test_webcam_live_mode(server: str, page_factory: Any) -> None:
     page.on("request", started)
     page.on("requestfinished", finished)
     page.on("requestfailed", finished)
-    page.goto(server)
+    visit(page, server)
     page.click("#cam-start")
     page.wait_for_selector("#video:not([hidden])")
-    page.wait_for_function("document.querySelector('#video').videoWidth > 0")
+    wait_until(page, "document.querySelector('#video').videoWidth > 0")
     page.click("#cam-snap")
     page.wait_for_selector("[data-testid=predictions] li")
     page.click("#cam-live")
@@ -229,13 +247,13 @@ def test_webcam_live_mode(server: str, page_factory: Any) -> None:
 
 def test_alexnet_switch(server: str, page_factory: Any) -> None:
     page, _ = page_factory()
-    page.goto(f"{server}/?model=alexnet")
+    visit(page, f"{server}/?model=alexnet")
     assert "ImageNet" in page.locator("#model-note").text_content()
     upload(page, PHOTO)
     assert page.locator("#seen").evaluate("img => img.naturalWidth") == 224
     assert page.locator('.band[data-stage="edges"] .layer-title').text_content() == "conv1"
     page.select_option("#model", "tiny")
-    page.wait_for_function("document.querySelector('#seen').naturalWidth === 128")
+    wait_until(page, "document.querySelector('#seen').naturalWidth === 128")
     assert "parts world" in page.locator("#model-note").text_content()
     assert "not trained" in page.locator("#model-note").text_content() or "parts-world" in page.locator(
         "#model-note").text_content()
@@ -243,7 +261,7 @@ def test_alexnet_switch(server: str, page_factory: Any) -> None:
 
 def test_alexnet_unavailable_says_how_to_get_it(server_no_alexnet: str, page_factory: Any) -> None:
     page, _ = page_factory()
-    page.goto(server_no_alexnet)
+    visit(page, server_no_alexnet)
     assert "not installed" in page.locator("#model option[value=alexnet]").text_content()
     page.select_option("#model", "alexnet")
     assert page.locator("#model-note code").text_content() == "layerscope fetch-weights alexnet"
@@ -252,7 +270,7 @@ def test_alexnet_unavailable_says_how_to_get_it(server_no_alexnet: str, page_fac
 
 def test_server_error_detail_is_shown(server: str, page_factory: Any) -> None:
     page, guard = page_factory()
-    page.goto(server)
+    visit(page, server)
     page.set_input_files("input[type=file]", files=[{"name": "x.png", "mimeType": "image/png", "buffer": b"not a png"}])
     page.wait_for_selector("#status.error")
     assert "went wrong" in page.locator("#status").text_content()
@@ -261,12 +279,13 @@ def test_server_error_detail_is_shown(server: str, page_factory: Any) -> None:
 
 def test_html_has_no_inline_code_and_page_is_light(server: str, page_factory: Any) -> None:
     page, _ = page_factory()
-    response = page.goto(server)
+    response = visit(page, server)
     html = response.text()
     assert "<script>" not in html and not re.search(r"<script(?![^>]*\bsrc=)", html)
     assert not re.search(r"\sstyle=", html) and not re.search(r"\son[a-z]+=", html)
     assert response.headers["content-security-policy"].startswith("default-src 'self'")
     page.wait_for_selector("body.ready")
+    upload(page)
     weight = page.evaluate("""() => performance.getEntriesByType('resource')
         .filter(r => /\\.(js|css)$/.test(new URL(r.name).pathname))
         .reduce((s, r) => s + r.decodedBodySize, 0)""")
