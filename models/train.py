@@ -41,8 +41,8 @@ class TrainConfig:
 
     seed: int = 0
     world_seed: int = TRAIN_WORLD_SEED
-    input_size: int = 192
-    steps: int = 3000
+    input_size: int = 160
+    steps: int = 2000
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
@@ -201,19 +201,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     snapshot("init", 0)
     history: dict[str, list[float]] = {"step": [], "loss": [], "acc": [], "val_step": [], "val_acc": []}
     t0 = time.perf_counter()
-    step = 0
+    step = 0  # stays 0 if the loader is empty
     run_loss, run_acc, run_n = 0.0, 0.0, 0
     bar = tqdm(total=cfg.steps, disable=not progress, dynamic_ncols=True, mininterval=2.0)
     model.train()
-    for images, labels in loader:
+    for step, (images, labels) in enumerate(loader, start=1):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr_at(step - 1, cfg)
         logits = model(normalize(images))
         loss = loss_fn(logits, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        step += 1
         run_loss += loss.item()
         run_acc += (logits.argmax(1) == labels).float().mean().item()
         run_n += 1
