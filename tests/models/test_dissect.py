@@ -1,0 +1,105 @@
+"""Dissection finds known detectors in hand-made models, and grating probes read filters right."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from models import dissect, world
+
+MEAN, STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
+
+
+def _squares(n: int = 24, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, dissect.Concepts]:
+    """Grey noise images with a red square (concept "red") and a blue square ("blue")."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0.3, 0.6, size=(n, 3, size, size)).astype(np.float32)
+    masks = np.zeros((n, 2, size, size), dtype=bool)
+    for i in range(n):
+        for k, colour in enumerate(([1.0, 0.0, 0.0], [0.0, 0.0, 1.0])):
+            s = int(rng.integers(4, 9))
+            y, x = rng.integers(0, size - s, 2)
+            images[i, :, y:y + s, x:x + s] = np.array(colour, dtype=np.float32)[:, None, None]
+            masks[i, k, y:y + s, x:x + s] = True
+        masks[i, 0] &= ~masks[i, 1]  # blue drawn last hides red where they overlap
+    return torch.from_numpy(images), dissect.Concepts(["red", "blue"], ["part", "part"], torch.from_numpy(masks))
+
+
+def _hand_made() -> nn.Module:
+    """1x1 conv + ReLU: unit 0 fires on red (R - G - B), unit 1 on blue, unit 2 on grey."""
+    conv = nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[1.0, -1.0, -1.0], [-1.0, -1.0, 1.0], [0.3, 0.3, 0.3]]).view(3, 3, 1, 1))
+        assert conv.bias is not None
+        conv.bias.copy_(torch.tensor([0.0, 0.0, -0.2]))
+    return nn.Sequential(conv, nn.ReLU())
+
+
+def test_finds_the_known_detectors() -> None:
+    x, concepts = _squares()
+    acts = dissect.layer_activations(_hand_made(), x, {"c": "1"})
+    units = dissect.dissect_activations(acts, concepts)["c"]
+    assert units[0]["concept"] == "red" and units[0]["iou"] > 0.8
+    assert units[1]["concept"] == "blue" and units[1]["iou"] > 0.8
+    assert units[2]["iou"] < 0.3  # the grey unit is no detector of either square
+
+
+def test_iou_is_low_for_a_unit_blind_to_the_concept() -> None:
+    x, concepts = _squares(seed=1)
+    random = torch.rand(len(x), 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    iou, _ = dissect.iou_table(random, concepts, [0.95, 0.95])
+    assert iou.max() < 0.15
+
+
+def test_coarse_maps_are_upsampled_to_the_masks() -> None:
+    # The same detector behind a stride-2 pooling still finds its concept.
+    x, concepts = _squares(seed=2)
+    model = nn.Sequential(_hand_made(), nn.AvgPool2d(2))
+    acts = dissect.layer_activations(model, x, {"c": "1"})
+    assert acts["c"].shape[-1] == 16
+    units = dissect.dissect_activations(acts, concepts)["c"]
+    assert units[0]["concept"] == "red" and units[0]["iou"] > 0.5
+
+
+def test_quantile_matches_concept_coverage() -> None:
+    qs = dissect.matched_quantiles(torch.tensor([0.0008, 0.005, 0.06, 0.5]))
+    assert qs == [0.999, 0.995, 0.95, 0.9]
+
+
+def _probe(weight: torch.Tensor) -> dict[str, np.ndarray]:
+    conv = nn.Conv2d(3, weight.shape[0], weight.shape[-1], padding=weight.shape[-1] // 2)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        assert conv.bias is not None
+        conv.bias.zero_()
+    return dissect.selectivity(nn.Sequential(conv, nn.ReLU()), {"c": "1"}, 48, MEAN, STD)["c"]
+
+
+def test_gratings_find_orientation_and_colour() -> None:
+    k = 7
+    xs = torch.arange(k, dtype=torch.float32) - k // 2
+    edge = torch.sin(2 * math.pi * xs / 6.0).view(1, k).expand(k, k)  # varies along x only
+    vertical = edge.expand(3, k, k)  # luminance, vertical stripes
+    horizontal = edge.t().expand(3, k, k)
+    red_green = torch.zeros(3, k, k)
+    red_green[0, k // 2, k // 2], red_green[1, k // 2, k // 2] = 1.0, -1.0  # colour-opponent point
+    grey_blob = torch.zeros(3, k, k)
+    grey_blob[:, k // 2, k // 2] = 1.0  # luminance, no orientation
+    r = _probe(torch.stack([vertical, horizontal, red_green, grey_blob]))
+    assert r["osi"][0] > 0.8 and r["preferred_deg"][0] == 0.0
+    assert r["osi"][1] > 0.8 and r["preferred_deg"][1] == 90.0
+    assert r["colour"][2] > 0.5 and r["osi"][2] < 0.5
+    assert r["colour"][3] < 0.0 and r["osi"][3] < 0.5
+    assert r["colour"][0] < 0.0
+
+
+def test_world_concepts_put_objects_in_their_class_channel() -> None:
+    samples = [world.generate(0, i, 64) for i in range(11)]
+    c = dissect.world_concepts(samples, 32)
+    assert c.masks.shape == (11, len(world.PARTS) + len(world.CLASSES), 32, 32)
+    for i, s in enumerate(samples):
+        objects = c.masks[i, len(world.PARTS):].flatten(1).any(1)
+        assert objects.nonzero().flatten().tolist() == [s.label]

@@ -1,0 +1,128 @@
+"""The parts world: determinism, every class, shared parts and exact masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import world
+
+
+def test_same_seed_same_pixels_and_masks() -> None:
+    a, b = world.generate(3, 17, 96), world.generate(3, 17, 96)
+    assert np.array_equal(a.image, b.image)
+    assert a.label == b.label
+    assert all(np.array_equal(a.part_masks[p], b.part_masks[p]) for p in world.PARTS)
+    assert np.array_equal(a.object_mask, b.object_mask)
+
+
+def test_other_seed_or_index_differs() -> None:
+    base = world.generate(3, 17, 96).image
+    assert not np.array_equal(base, world.generate(4, 17, 96).image)
+    assert not np.array_equal(base, world.generate(3, 28, 96).image)  # same class, next one
+
+
+def test_every_class_generated_in_order() -> None:
+    samples = [world.generate(0, i, 64) for i in range(len(world.CLASSES))]
+    assert [s.class_name for s in samples] == world.CLASSES
+    for s in samples:
+        assert s.image.shape == (64, 64, 3) and s.image.dtype == np.uint8
+        assert s.object_mask.any(), s.class_name
+
+
+def test_each_part_type_is_shared_by_two_classes() -> None:
+    for part in world.PARTS:
+        owners = [c for c, parts in world.CLASS_PARTS.items() if part in parts]
+        assert len(owners) >= 2, (part, owners)
+    assert set(world.CLASS_PARTS) | {"scrambled"} == set(world.CLASSES)
+
+
+@pytest.mark.parametrize("index", range(0, 44))
+def test_drawn_parts_match_the_class(index: int) -> None:
+    s = world.generate(11, index, 96)
+    drawn = {p for p, m in s.part_masks.items() if m.any()}
+    if s.class_name == "scrambled":
+        # Same parts as some real class, only arranged wrongly.
+        assert any(drawn <= set(parts) for parts in world.CLASS_PARTS.values())
+        assert drawn
+    else:
+        assert drawn <= set(world.CLASS_PARTS[s.class_name])
+
+
+def _independent_masks(s: world.Sample, size: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Each stroke in its own layer; a pixel belongs to the last stroke that covers it."""
+    layers = [world.rasterize(p, size) for p in s.prims]
+    visible: dict[int, np.ndarray] = {}
+    covered_later = np.zeros((size, size), dtype=bool)
+    for prim, layer in zip(reversed(s.prims), reversed(layers), strict=True):
+        own = layer & ~covered_later
+        visible[prim.owner] = visible.get(prim.owner, np.zeros_like(own)) | own
+        covered_later |= layer
+    return visible, covered_later
+
+
+@pytest.mark.parametrize("index", [0, 5, 9, 14, 21, 30, 37, 43, 54, 65])
+def test_masks_are_exactly_the_visible_drawn_pixels(index: int) -> None:
+    size = 96
+    s = world.generate(5, index, size, post=False)
+    visible, _ = _independent_masks(s, size)
+    empty = np.zeros((size, size), dtype=bool)
+    for part in world.PARTS:
+        assert np.array_equal(s.part_masks[part], visible.get(world.part_owner(part), empty)), part
+    expected_object = visible.get(world.BODY, empty).copy()
+    for part in world.PARTS:
+        expected_object |= visible.get(world.part_owner(part), empty)
+    assert np.array_equal(s.object_mask, expected_object)
+    # And the image shows each untextured part stroke's colour wherever its mask says so.
+    assert s.clean_image is not None
+    layers = [world.rasterize(p, size) for p in s.prims]
+    for i, (prim, layer) in enumerate(zip(s.prims, layers, strict=True)):
+        if prim.texture is None and prim.owner != world.BACKGROUND:
+            later = np.zeros_like(layer)
+            for other in layers[i + 1:]:
+                later |= other
+            own = layer & ~later
+            assert (s.clean_image[own] == np.array(prim.color, dtype=np.uint8)).all()
+
+
+def test_occluder_hides_parts() -> None:
+    # Find an occluded image and check no mask claims a pixel the occluder covers.
+    for index in range(200):
+        s = world.generate(2, index, 96, post=False)
+        occ = [p for p in s.prims if p.owner == world.OCCLUDER]
+        if occ:
+            layer = world.rasterize(occ[-1], 96)
+            if (layer & world.generate(2, index, 96).object_mask).any():
+                pytest.fail("object mask covers occluder pixels")
+            assert not any((s.part_masks[p] & layer).any() for p in world.PARTS)
+            return
+    pytest.fail("no occluder in 200 images")
+
+
+def test_colour_does_not_give_the_class_away() -> None:
+    # Mean object colour of same-class images spreads as widely as across classes.
+    means: dict[str, list[np.ndarray]] = {c: [] for c in world.CLASSES}
+    for i in range(11 * 8):
+        s = world.generate(9, i, 64, post=False)
+        assert s.clean_image is not None
+        means[s.class_name].append(s.clean_image[s.object_mask].mean(0))
+    within = np.mean([np.std(np.array(v), axis=0).mean() for v in means.values()])
+    assert within > 25.0
+
+
+def test_batch_helper_matches_single_images() -> None:
+    images, labels, masks = world.generate_batch(4, 10, 3, 64, with_masks=True)
+    assert images.shape == (3, 64, 64, 3) and masks is not None
+    for k in range(3):
+        s = world.generate(4, 10 + k, 64)
+        assert np.array_equal(images[k], s.image) and labels[k] == s.label
+        assert np.array_equal(masks[k, world.PARTS.index("wheel")], s.part_masks["wheel"])
+        assert np.array_equal(masks[k, -1], s.object_mask)
+
+
+def test_object_scale_stays_in_range() -> None:
+    for i in range(22):
+        s = world.generate(8, i, 128, post=False)
+        ys, xs = np.nonzero(s.object_mask)
+        extent = max(np.ptp(ys), np.ptp(xs)) / 128
+        assert 0.12 <= extent <= 1.0, (s.class_name, extent)
