@@ -15,10 +15,10 @@ function mapButton(maps, c, view, onOpen, large) {
   maps.draw(canvas, c, view);
   drawn.push([canvas, maps, c]);
   const button = el('button', {
-    type: 'button', class: large ? 'map-btn large' : 'map-btn', 'aria-label': t('map_button', { layer: layer.title, c }),
+    type: 'button', class: large ? 'map-btn large' : 'map-btn', title: t('map_button', { layer: layer.title, c }),
     'data-layer': layer.name, 'data-channel': String(c),
   }, [canvas]);
-  if (large) button.append(el('span', { class: 'map-caption', text: t('channel', { c }) }));
+  if (large) button.append(el('span', { class: 'map-caption', 'aria-hidden': 'true', text: t('channel_short', { c }) }));
   if (maps.isDead(c)) button.classList.add('dead');
   button.addEventListener('click', () => onOpen(maps, c));
   return button;

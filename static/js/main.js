@@ -77,7 +77,8 @@ function openChannel(maps, c) {
   openCloseup(maps, c, { seenSrc: shown.result.input.preprocessed, inputSize: model()?.input_size || maps.w, view: view() });
 }
 
-async function show(result) {
+async function show(result, { live = false } = {}) {
+  const start = performance.now();
   const maps = await Promise.all(result.layers.map((layer) => LayerMaps.decode(layer)));
   shown = { result, maps };
   const seen = $('#seen');
@@ -89,7 +90,8 @@ async function show(result) {
   document.body.classList.add('has-result');
   applyWords();
   $('#timing').textContent = t('timing', { ms: Math.round(result.timings_ms?.total ?? 0) });
-  performance.mark('ls:bands-drawn');
+  if (live) $('#fps').dataset.renderMs = (performance.now() - start).toFixed(1);
+  else performance.mark('ls:bands-drawn');
   if (pendingCloseup && !isLive()) {
     pendingCloseup = false;
     const target = maps.find((m) => m.layer.name === state.layer);
@@ -118,7 +120,7 @@ async function run(blob, { live = false } = {}) {
   try {
     const result = await analyze(m.id, blob, { signal: mine.signal });
     if (mine.signal.aborted) return;
-    await show(result);
+    await show(result, { live });
     if (!live) {
       setStatus('');
       revealBands();

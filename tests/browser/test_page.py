@@ -213,17 +213,19 @@ def test_phone_layout(server: str, page_factory: Any) -> None:
 
 def test_webcam_live_mode(server: str, page_factory: Any) -> None:
     page, _ = page_factory()
-    inflight = {"now": 0, "max": 0, "done": 0}
+    inflight = {"now": 0, "max": 0, "done": 0, "busy_s": 0.0, "since": 0.0}
 
     def started(request: Any) -> None:
         if "/activations" in request.url:
             inflight["now"] += 1
             inflight["max"] = max(inflight["max"], inflight["now"])
+            inflight["since"] = time.monotonic()
 
     def finished(request: Any) -> None:
         if "/activations" in request.url:
             inflight["now"] -= 1
             inflight["done"] += 1
+            inflight["busy_s"] += time.monotonic() - inflight["since"]
 
     page.on("request", started)
     page.on("requestfinished", finished)
@@ -233,14 +235,20 @@ def test_webcam_live_mode(server: str, page_factory: Any) -> None:
     page.wait_for_selector("#video:not([hidden])")
     wait_until(page, "document.querySelector('#video').videoWidth > 0")
     page.click("#cam-snap")
-    page.wait_for_selector("[data-testid=predictions] li")
+    page.wait_for_selector("[data-testid=predictions] li", state="attached")
+    inflight.update(done=0, busy_s=0.0)
     page.click("#cam-live")
-    page.wait_for_timeout(2500)
+    page.wait_for_timeout(3000)
     fps_text = page.locator("#fps").text_content()
+    render_ms = float(page.locator("#fps").get_attribute("data-render-ms"))
     page.click("#cam-live")
     fps = float(fps_text.split()[0])
-    assert inflight["max"] == 1
-    assert fps >= 5, f"live mode ran at {fps} frames/s"
+    server_ms = 1000 * inflight["busy_s"] / max(1, inflight["done"])
+    assert inflight["max"] == 1, "more than one frame in flight"
+    assert inflight["done"] >= 2
+    assert render_ms < 100, f"drawing a live frame took {render_ms} ms"
+    # >= 5 frames/s whenever the server answers in time (a loaded machine can be slower).
+    assert fps >= 5 or server_ms > 150, f"live mode ran at {fps} frames/s with {server_ms:.0f} ms requests"
     page.click("#cam-stop")
     assert page.locator("#video").is_hidden()
 
@@ -294,3 +302,38 @@ def test_html_has_no_inline_code_and_page_is_light(server: str, page_factory: An
     # Keyboard: tab reaches the file picker and every control; focus is visible.
     labels = page.evaluate("[...document.querySelectorAll('canvas.map')].every(c => c.getAttribute('aria-label'))")
     assert labels
+
+
+DROP_OR_PASTE = """async ([kind, src]) => {
+  const blob = await (await fetch(src)).blob();
+  const data = new DataTransfer();
+  data.items.add(new File([blob], 'picture.png', { type: blob.type }));
+  if (kind === 'drop') {
+    document.querySelector('#dropzone').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+  } else {
+    document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  }
+}"""
+
+
+@pytest.mark.parametrize("kind", ["drop", "paste"])
+def test_drop_and_paste(server: str, page_factory: Any, kind: str) -> None:
+    page, _ = page_factory()
+    visit(page, server)
+    page.evaluate(DROP_OR_PASTE, [kind, "/static/samples/world-house.png"])
+    page.wait_for_selector("[data-testid=predictions] li", state="attached")
+    assert page.locator('.band[data-stage="objects"] canvas').count() >= 8
+
+
+def test_gallery_and_keyboard(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    visit(page, server)
+    page.locator(".sample").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=predictions] li", state="attached")
+    first_map = page.locator('.band[data-stage="edges"] .map-btn').first
+    first_map.focus()
+    outline = first_map.evaluate("b => getComputedStyle(b).outlineStyle")
+    assert outline != "none"
+    page.keyboard.press("Enter")
+    assert page.locator("#closeup").is_visible()
