@@ -3,6 +3,7 @@ import { analyze, listModels } from './api.js';
 import { redrawAll, renderBands } from './bands.js';
 import * as classroom from './classroom.js';
 import { closeCloseup, initCloseup, isOpen, openCloseup } from './closeup.js';
+import { gradient } from './colormap.js';
 import { $, el } from './dom.js';
 import { applyLevel } from './explain.js';
 import { loadTexts, t, texts } from './i18n.js';
@@ -64,6 +65,10 @@ function renderModelNote() {
   const extra = texts().model_notes?.[m.id];
   if (extra) note.append(el('p', { class: 'note-strong', text: extra }));
   if (!m.trained) note.append(el('p', { class: 'note-strong', text: t('untrained') }));
+}
+
+function paintLegend() {
+  $('#ramp').style.background = gradient(state.cmap);
 }
 
 function saveState() {
@@ -140,7 +145,10 @@ function choose(id, value, key) {
     state[key] = select.value;
     saveState();
     if (key === 'level') applyWords();
-    if (key === 'norm' || key === 'cmap') redrawAll(view());
+    if (key === 'norm' || key === 'cmap') {
+      redrawAll(view());
+      paintLegend();
+    }
     if (key === 'model') {
       renderModelNote();
       closeCloseup();
@@ -163,6 +171,7 @@ async function main() {
   saveState();
   renderModelNote();
   applyWords();
+  paintLegend();
 
   initCloseup({
     onClose: () => {
