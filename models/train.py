@@ -42,7 +42,7 @@ class TrainConfig:
     seed: int = 0
     world_seed: int = TRAIN_WORLD_SEED
     input_size: int = 160
-    steps: int = 2000
+    steps: int = 4500
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
