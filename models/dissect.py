@@ -383,6 +383,37 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_conv1_snapshots(weights_dir: Path, meta: dict[str, Any], path: Path) -> None:
+    """conv1 filters at every training snapshot, each filter scaled to its own range."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from models.tinyweights import load_checkpoint
+
+    ckpts = meta["checkpoints"]
+    fig, axes = plt.subplots(1, len(ckpts), figsize=(3.2 * len(ckpts), 3.4))
+    for ax, c in zip(np.atleast_1d(axes), ckpts, strict=True):
+        conv1 = load_checkpoint(weights_dir / c["file"]).features[0]
+        assert isinstance(conv1, nn.Conv2d)
+        w = conv1.weight.detach()
+        n, k = w.shape[0], w.shape[-1]
+        cols = math.ceil(math.sqrt(n))
+        grid = np.ones((cols * (k + 1), cols * (k + 1), 3))
+        for i in range(n):
+            f = w[i].permute(1, 2, 0).numpy()
+            f = (f - f.min()) / max(float(np.ptp(f)), 1e-8)
+            r, q = divmod(i, cols)
+            grid[r * (k + 1):r * (k + 1) + k, q * (k + 1):q * (k + 1) + k] = f
+        ax.imshow(grid, interpolation="nearest")
+        ax.set_title(f"{c['name']} (step {c['step']})")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def format_table(report: dict[str, Any]) -> str:
     lines = ["layer  units  edge/colour  part det.  object det.  mean best IoU   (trained | untrained)"]
     for t in CONV_LAYERS:
@@ -395,6 +426,27 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(f"targets: conv1 selective {tg['conv1_selective_share']:.2f}, every part >= {TARGET_IOU}: "
                  f"{tg['every_part_detected']}, every object >= {TARGET_IOU}: {tg['every_object_detected']}, "
                  f"detector share rises: {tg['detector_share_rises']}")
+    return "\n".join(lines)
+
+
+def markdown_tables(summary: dict[str, Any]) -> str:
+    """The model card's tables, from tiny.json's dissection summary (trained | untrained)."""
+    tr, un = summary["trained"], summary["untrained"]
+
+    def pair(t: str, key: str, fmt: str = "{:.2f}") -> str:
+        return f"{fmt.format(tr[t][key])} \\| {fmt.format(un[t][key])}"
+
+    lines = ["| layer | units | oriented | colour | edge or colour | part detectors | object detectors | "
+             "mean best IoU |", "|---|---|---|---|---|---|---|---|"]
+    for t in tr:
+        lines.append(f"| {t} | {tr[t]['units']} | {pair(t, 'oriented')} | {pair(t, 'colour')} | "
+                     f"{pair(t, 'edge_or_colour')} | {pair(t, 'part_detectors')} | {pair(t, 'object_detectors')} | "
+                     f"{pair(t, 'mean_best_iou', '{:.3f}')} |")
+    concepts = list(next(iter(tr.values()))["best_iou"])
+    lines += ["", "| concept | quantile | " + " | ".join(tr) + " |", "|---|---|" + "---|" * len(tr)]
+    for c in concepts:
+        cells = [f"{tr[t]['best_iou'][c]:.2f} \\| {un[t]['best_iou'][c]:.2f}" for t in tr]
+        lines.append(f"| {c} | {summary['quantile'][c]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -417,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.write_metadata:
         (out / "tiny-dissection.json").write_text(json.dumps(per_unit_file(report)) + "\n")
         plot(report, out / "tiny-dissection.png")
+        plot_conv1_snapshots(out, meta, out / "tiny-conv1.png")
         meta = read_meta(out)
         meta["metrics"]["dissection"] = summary_for_metadata(report)
         write_meta(meta, out)
