@@ -26,7 +26,7 @@ function stats(maps, c) {
   const rows = [
     [t('stat_mean'), num(layer.channels.mean[c])],
     [t('stat_max'), num(layer.channels.max[c])],
-    [t('stat_active'), `${pct(layer.channels.active[c])} %`],
+    [t('stat_active'), `${pct(layer.channels.active[c])} %`],
     [t('stat_rank'), `${rank} / ${maps.channels}`],
     [t('stat_range'), `${num(layer.lo[c])} … ${num(layer.hi[c])}`],
     [t('stat_shape'), `${maps.h} × ${maps.w}`],

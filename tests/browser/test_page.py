@@ -108,7 +108,7 @@ def test_level_switch_changes_words(server: str, page_factory: Any) -> None:
     assert "conv1" in title.text_content()
     assert page.locator('.band[data-stage="edges"] .band-text').text_content() != child_text
     detail = page.locator('.band[data-stage="parts"] .layer-detail').first.text_content()
-    assert re.search(r"shape \[128, 7, 7\] · RF 99 · stride 16 .* sparsity [\d.]+ %", detail), detail
+    assert re.search(r"shape \[128, 7, 7\] · RF 99 · stride 16 .* sparsity [\d.]+\s%", detail), detail
     assert query(page)["level"] == "expert"
     screenshot(page, "laptop-expert")
 
@@ -260,6 +260,8 @@ def test_alexnet_switch(server: str, page_factory: Any) -> None:
     upload(page, PHOTO)
     assert page.locator("#seen").evaluate("img => img.naturalWidth") == 224
     assert page.locator('.band[data-stage="edges"] .layer-title').text_content() == "conv1"
+    page.locator('.band[data-stage="edges"]').scroll_into_view_if_needed()
+    screenshot(page, "laptop-alexnet")
     page.select_option("#model", "tiny")
     wait_until(page, "document.querySelector('#seen').naturalWidth === 128")
     assert "parts world" in page.locator("#model-note").text_content()
