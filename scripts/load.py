@@ -93,7 +93,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(env: dict[str, str] | None = None, ready_s: float = 90.0) -> Iterator[Server]:
+def serve(env: dict[str, str] | None = None, ready_s: float = 180.0) -> Iterator[Server]:
     """Start the server with ``LAYERSCOPE_*`` overrides, wait until /healthz answers."""
     port = free_port()
     full_env = {**os.environ, "LAYERSCOPE_MODELS": "tiny", **(env or {})}

@@ -35,8 +35,9 @@ def tiny_client() -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_server() -> Iterator[Server]:
-    """A real ``layerscope serve`` on 127.0.0.1 with the rate limit off."""
-    with serve({"LAYERSCOPE_RATE_LIMIT": "0"}) as server:
+    """One real ``layerscope serve`` on 127.0.0.1 for the whole session (starting one costs
+    seconds): rate limit and result cache off, every other limit at its default."""
+    with serve({"LAYERSCOPE_RATE_LIMIT": "0", "LAYERSCOPE_CACHE_ENTRIES": "0"}, ready_s=240) as server:
         yield server

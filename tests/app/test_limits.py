@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Scope
 
 from app.main import create_app
-from scripts.load import Server, pictures, serve
+from scripts.load import Server, pictures
 from tests.app.conftest import ACTIVATIONS, make_settings
 
 MiB = 1024 * 1024
@@ -195,10 +195,9 @@ def test_results_are_not_stored(client: TestClient) -> None:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+def server(live_server: Server) -> Server:
     # Defaults for the slow-body knobs (1 KiB/s after a 5 s grace): the promise is about them.
-    with serve({"LAYERSCOPE_RATE_LIMIT": "0"}) as live:
-        yield live
+    return live_server
 
 
 def trickle(server: Server, length: int, byte_every_s: float, stop_after_s: float) -> tuple[bytes, float]:
