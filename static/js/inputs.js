@@ -4,6 +4,7 @@ import { $, $$ } from './dom.js';
 export function markChosen() {
   performance.clearMarks('ls:file-chosen');
   performance.clearMarks('ls:bands-drawn');
+  performance.clearMarks('ls:response');
   performance.mark('ls:file-chosen');
 }
 

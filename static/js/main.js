@@ -125,6 +125,7 @@ async function run(blob, { live = false } = {}) {
   try {
     const result = await analyze(m.id, blob, { signal: mine.signal });
     if (mine.signal.aborted) return;
+    if (!live) performance.mark('ls:response');
     await show(result, { live });
     if (!live) {
       setStatus('');

@@ -29,8 +29,13 @@ CSP = (
     "base-uri 'none'"
 )
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 
 
@@ -135,7 +140,12 @@ def open_page(browser: Any, width: int = 1366, height: int = 768, **kwargs: Any)
 
     context.route("**/*", route)
     page = context.new_page()
-    page.on("console", lambda m: m.type == "error" and guard.errors.append(m.text))
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            guard.errors.append(message.text)
+
+    page.on("console", console)
     page.on("pageerror", lambda e: guard.errors.append(str(e)))
     return context, page, guard
 

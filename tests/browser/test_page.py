@@ -21,8 +21,13 @@ PHOTO = ROOT / "static" / "samples" / "photo-cat.jpg"
 CANVAS_STATS = """(stage) => [...document.querySelectorAll(`.band[data-stage="${stage}"] .maps canvas`)].map((c) => {
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   let opaque = 0, distinct = new Set();
-  for (let i = 0; i < d.length; i += 4) { if (d[i + 3] === 255) opaque++; distinct.add(d[i] << 16 | d[i + 1] << 8 | d[i + 2]); }
-  return { w: c.width, h: c.height, opaque, pixels: d.length / 4, distinct: distinct.size,
+  let grey = true;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] === 255) opaque++;
+    distinct.add(d[i] << 16 | d[i + 1] << 8 | d[i + 2]);
+    grey = grey && d[i] === d[i + 1] && d[i + 1] === d[i + 2];
+  }
+  return { w: c.width, h: c.height, opaque, pixels: d.length / 4, distinct: distinct.size, grey,
            role: c.getAttribute('role'), label: c.getAttribute('aria-label') || '' };
 })"""
 
@@ -68,11 +73,13 @@ def test_upload_draws_every_band(server: str, page_factory: Any) -> None:
         assert any(c["distinct"] > 1 for c in canvases), f"{stage}: every map is flat"
     predictions = page.locator("[data-testid=predictions] li.pred")
     assert predictions.count() == 5
-    assert page.locator("#seen").evaluate("img => img.complete && img.naturalWidth") == 128
-    duration = page.evaluate(
-        "performance.measure('ls:chosen-to-drawn', 'ls:file-chosen', 'ls:bands-drawn').duration"
-    )
+    size = page.evaluate("fetch('/api/v1/models').then(r => r.json()).then(j => j.models[0].input_size)")
+    assert page.locator("#seen").evaluate("img => img.complete && img.naturalWidth") == size
+    duration = page.evaluate("performance.measure('ls:chosen-to-drawn', 'ls:file-chosen', 'ls:bands-drawn').duration")
     assert 0 < duration < 5000
+    drawing = page.evaluate("performance.measure('ls:drawing', 'ls:response', 'ls:bands-drawn').duration")
+    print(f"file chosen -> bands drawn: {duration:.0f} ms, of which drawing {drawing:.0f} ms")
+    assert drawing < 1000
     screenshot(page, "laptop-result")
 
 
@@ -81,14 +88,16 @@ def test_show_all_channels_and_norm_switch(server: str, page_factory: Any) -> No
     visit(page, server)
     upload(page)
     band = page.locator('.band[data-stage="textures"]')
+    channels = int(re.search(r"Show all (\d+) channels", band.locator(".show-all").text_content()).group(1))
     band.locator(".show-all").click()
-    assert band.locator(".grid canvas").count() == 96
+    assert band.locator(".grid canvas").count() == channels
     before = page.evaluate(CANVAS_STATS, "textures")[0]
     page.select_option("#norm", "layer")
     page.select_option("#cmap", "grey")
     assert query(page)["norm"] == "layer" and query(page)["cmap"] == "grey"
     after = page.evaluate(CANVAS_STATS, "textures")[0]
-    assert after["opaque"] == after["pixels"] and after != before or after["distinct"] >= 1
+    assert not before["grey"] and after["grey"], "switching the colour map did not redraw"
+    assert after["opaque"] == after["pixels"]
 
 
 def test_level_switch_changes_words(server: str, page_factory: Any) -> None:
@@ -97,18 +106,17 @@ def test_level_switch_changes_words(server: str, page_factory: Any) -> None:
     upload(page)
     title = page.locator('.band[data-stage="edges"] .band-title')
     level = page.locator("[data-testid=level]")
-    assert level.evaluate("s => [...s.options].map(o => o.value)") == [
-        "child", "teen", "adult", "student", "expert"
-    ]
+    assert level.evaluate("s => [...s.options].map(o => o.value)") == ["child", "teen", "adult", "student", "expert"]
     level.select_option("child")
     assert title.text_content() == "Lines"
     assert "lines → shapes → things" in page.locator("#journey").text_content()
+    screenshot(page, "laptop-child")
     child_text = page.locator('.band[data-stage="edges"] .band-text').text_content()
     level.select_option("expert")
     assert "conv1" in title.text_content()
     assert page.locator('.band[data-stage="edges"] .band-text').text_content() != child_text
     detail = page.locator('.band[data-stage="parts"] .layer-detail').first.text_content()
-    assert re.search(r"shape \[128, 7, 7\] · RF 99 · stride 16 .* sparsity [\d.]+\s%", detail), detail
+    assert re.search(r"shape \[\d+, \d+, \d+\] · RF \d+ · stride \d+ .* sparsity [\d.]+\s%", detail), detail
     assert query(page)["level"] == "expert"
     screenshot(page, "laptop-expert")
 
@@ -126,7 +134,7 @@ def test_closeup_heatmap_and_receptive_field(server: str, page_factory: Any) -> 
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
     assert page.locator("#rf-box").is_visible()
-    assert "11×11 patch" in page.locator("#rf-text").text_content()
+    assert re.search(r"(\d+)×\1 patch", page.locator("#rf-text").text_content())
     page.fill("#opacity", "30")
     page.locator("#opacity").dispatch_event("input")
     assert page.locator("#overlay").evaluate("c => getComputedStyle(c).opacity") == "0.3"
@@ -185,8 +193,10 @@ def test_classroom_tour_with_keys(server: str, page_factory: Any) -> None:
     for step in ("input", "edges", "textures", "parts", "objects", "prediction"):
         page.evaluate("(s) => { document.body.dataset.step = s; }", step)
         page.locator(f'#dots li[data-stage="{step}"] button').click()
-        fits = page.evaluate("document.documentElement.scrollHeight <= innerHeight + 1 && "
-                             "document.documentElement.scrollWidth <= innerWidth + 1")
+        fits = page.evaluate(
+            "document.documentElement.scrollHeight <= innerHeight + 1 && "
+            "document.documentElement.scrollWidth <= innerWidth + 1"
+        )
         assert fits, f"classroom step {step} needs scrolling at 1920x1080"
     page.locator("[data-testid=classroom]").click()
     assert page.evaluate("document.body.classList.contains('classroom')") is False
@@ -263,10 +273,12 @@ def test_alexnet_switch(server: str, page_factory: Any) -> None:
     page.locator('.band[data-stage="edges"]').scroll_into_view_if_needed()
     screenshot(page, "laptop-alexnet")
     page.select_option("#model", "tiny")
-    wait_until(page, "document.querySelector('#seen').naturalWidth === 128")
+    wait_until(page, "document.querySelector('#seen').naturalWidth < 224")
     assert "parts world" in page.locator("#model-note").text_content()
-    assert "not trained" in page.locator("#model-note").text_content() or "parts-world" in page.locator(
-        "#model-note").text_content()
+    assert (
+        "not trained" in page.locator("#model-note").text_content()
+        or "parts-world" in page.locator("#model-note").text_content()
+    )
 
 
 def test_alexnet_unavailable_says_how_to_get_it(server_no_alexnet: str, page_factory: Any) -> None:
@@ -311,7 +323,8 @@ DROP_OR_PASTE = """async ([kind, src]) => {
   const data = new DataTransfer();
   data.items.add(new File([blob], 'picture.png', { type: blob.type }));
   if (kind === 'drop') {
-    document.querySelector('#dropzone').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+    const event = new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true });
+    document.querySelector('#dropzone').dispatchEvent(event);
   } else {
     document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
   }
