@@ -1,0 +1,15 @@
+"""LayerScope's benchmark: every cost as a ratio to the bare forward pass, measured in the same run.
+
+``python -m bench`` (or ``make bench``) prints one table and writes it to
+``bench/results/latest.json`` and ``latest.md``. One module per group of rows:
+
+- :mod:`bench.inprocess`: bare forward, capture, capture + encode, and the step breakdown;
+- :mod:`bench.peers`: the same extraction with torchvision, Captum and torchlens;
+- :mod:`bench.gradcam`: our Grad-CAM against pytorch-grad-cam (time and agreement);
+- :mod:`bench.http`: end to end over HTTP, cache hits, concurrency, memory and startup;
+- :mod:`bench.browser`: headless Chromium, file chosen -> every band drawn, page weight.
+
+The machine is shared and noisy, so every group interleaves its candidates with the bare
+forward pass repetition by repetition and reports medians; ratios are taken only between
+numbers measured side by side.
+"""
