@@ -216,19 +216,26 @@ def main() -> None:
     if metrics.get("weights_sha256") != sha:
         metrics = {"weights_sha256": sha}
     parts = set(a.only.split(","))
+
+    def save() -> None:
+        index_path.write_text(json.dumps(index, separators=(",", ":")) + "\n")
+        metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
+
+    # Quick parts first, so an interrupted run still leaves the most useful files.
+    if "ood" in parts:
+        metrics["ood"] = make_ood(net, meta, out, sha, 2200, 550)
+    if a.measure_ood:
+        metrics["ood_measurement"] = measure_ood(net, meta, out, 550)
+    if "cam" in parts:
+        metrics["gradcam"] = measure_cam(net, meta, 100)
+    save()
     best100 = None
     if "patches" in parts or "featvis" in parts:
         metrics["patches"], best100 = make_patches(net, meta, out, a.images, index)
+        save()
     if "featvis" in parts:
         metrics["featvis"] = make_featvis(net, meta, out, a.steps, index, best100)
-    index_path.write_text(json.dumps(index, separators=(",", ":")) + "\n")
-    if "ood" in parts:
-        metrics["ood"] = make_ood(net, meta, out, sha, 2200, 550)
-    if "cam" in parts:
-        metrics["gradcam"] = measure_cam(net, meta, 100)
-    if a.measure_ood:
-        metrics["ood_measurement"] = measure_ood(net, meta, out, 550)
-    metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
+    save()
 
 
 if __name__ == "__main__":

@@ -223,15 +223,25 @@ def _read_dissection_cached(path: str) -> dict[str, list[dict[str, Any]]]:
 
 def _unit_label(record: dict[str, Any] | None) -> dict[str, Any]:
     if record is None:
-        return {"label": None, "iou": None, "named": False}
+        return {"label": None, "iou": None, "named": False, "description": None}
     keep = ("kind", "category", "quantile", "osi", "preferred_deg", "colour")
     named = record.get("category") in NAMED_CATEGORIES
     return {
         "label": record.get("label"),
         "iou": record.get("iou"),
         "named": named,
+        "description": _describe(record, named),
         **{k: record[k] for k in keep if k in record},
     }
+
+
+def _describe(record: dict[str, Any], named: bool) -> str | None:
+    """The words the page can show: "wheel detector", "edge/colour unit", or None."""
+    if named and record.get("label"):
+        return f"{record['label']} detector"
+    if record.get("category") == "edge/colour":
+        return "edge/colour unit"
+    return None
 
 
 @router.get("/models/{model_id}/units", summary="Every unit of a layer with its dissection label")

@@ -208,6 +208,7 @@ def test_units_list_labels_and_filters(client: TestClient) -> None:
     assert body["unit_count"] == 8 and body["dissected"] and len(body["units"]) == 8
     first = body["units"][0]
     assert (first["label"], first["iou"], first["named"], first["category"]) == ("wheel", 0.41, True, "part")
+    assert first["description"] == "wheel detector" and body["units"][1]["description"] is None
     named = client.get(f"{BASE}/units", params={"layer": "features.9", "named": True}).json()
     assert [u["channel"] for u in named["units"]] == [0]
     leaf = client.get(f"{BASE}/units", params={"layer": "features.9", "concept": "leaf"}).json()
