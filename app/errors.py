@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -78,3 +79,59 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(Exception, _on_unexpected)
+    document_problems(app)
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "A URI naming the kind of problem."},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string", "description": "What went wrong, for a person."},
+    },
+}
+
+
+def problem_response_doc(status: int | str) -> dict[str, Any]:
+    phrase = "Client error" if status == "4XX" else HTTPStatus(int(status)).phrase
+    return {"description": phrase, "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
+
+
+def _problem_statuses(path: str, method: str, operation: dict[str, Any]) -> list[int | str]:
+    """The problems an operation can answer, from what the handlers and middlewares do."""
+    statuses: list[int | str] = []
+    if operation.get("parameters") or "422" in operation.get("responses", {}):
+        statuses.append(422)  # validation (FastAPI documents it with its own, different shape)
+    if "{model_id}" in path:
+        statuses += [404, 503]  # unknown or unavailable model
+    if path.startswith("/api/"):
+        statuses += ["4XX", 503]  # any client error is a problem document; 503 when busy
+        if method == "post":
+            statuses += [400, 408, 413, 415, 429]  # upload: corrupt, slow, too large, foreign, rate
+    if path == "/readyz":
+        statuses.append(503)
+    return statuses
+
+
+def document_problems(app: FastAPI) -> None:
+    """Put the problem responses into the OpenAPI document, so clients (and schemathesis)
+    know every error body's shape and media type; routes need not repeat them."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                responses = operation.setdefault("responses", {})
+                for status in _problem_statuses(path, method, operation):
+                    responses[str(status)] = problem_response_doc(status)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
