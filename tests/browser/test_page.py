@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from typing import Any
@@ -190,14 +191,21 @@ def test_classroom_tour_with_keys(server: str, page_factory: Any) -> None:
     page.keyboard.press("End")
     assert page.locator("[data-testid=predictions]").is_visible()
     screenshot(page, "projector-classroom-prediction")
-    for step in ("input", "edges", "textures", "parts", "objects", "prediction"):
-        page.evaluate("(s) => { document.body.dataset.step = s; }", step)
+    for level, step in itertools.product(
+        ("child", "expert"), ("input", "edges", "textures", "parts", "objects", "prediction")
+    ):
+        page.select_option("#level", level)
         page.locator(f'#dots li[data-stage="{step}"] button').click()
+        assert page.evaluate("document.body.dataset.step") == step
         fits = page.evaluate(
             "document.documentElement.scrollHeight <= innerHeight + 1 && "
             "document.documentElement.scrollWidth <= innerWidth + 1"
         )
         assert fits, f"classroom step {step} needs scrolling at 1920x1080"
+        overflow = page.locator(f'.band[data-stage="{step}"]').evaluate("b => b.scrollHeight - b.clientHeight")
+        assert overflow <= 1, f"classroom step {step} at level {level} is cut off"
+        if step == "parts":
+            screenshot(page, f"projector-classroom-parts-{level}")
     page.locator("[data-testid=classroom]").click()
     assert page.evaluate("document.body.classList.contains('classroom')") is False
 
