@@ -376,7 +376,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
             ys = [np.mean([layers[t]["best_iou"][c] for c in names]) for t in titles]
             ax[k + 1].plot(titles, ys, style, label=label)
         ax[k + 1].axhline(TARGET_IOU, color="grey", lw=0.8, ls=":")
-        ax[k + 1].set(title=f"mean over {kind} concepts of best unit IoU", ylim=(0, 1))
+        ax[k + 1].set(title=f"mean over {kind} concepts of best unit IoU", ylim=(0, 0.5))
         ax[k + 1].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
