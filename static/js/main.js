@@ -4,7 +4,7 @@ import { redrawAll, renderBands } from './bands.js';
 import * as classroom from './classroom.js';
 import { closeCloseup, initCloseup, isOpen, openCloseup } from './closeup.js';
 import { gradient } from './colormap.js';
-import { $, el } from './dom.js';
+import { $, $$, el } from './dom.js';
 import { applyLevel } from './explain.js';
 import { loadTexts, t, texts } from './i18n.js';
 import { initInputs, loadFirstSample, markChosen } from './inputs.js';
@@ -57,6 +57,12 @@ function renderModelNote() {
       el('p', { text: t('how_to_get') }),
       el('pre', { class: 'command' }, [el('code', { text: m.how_to_get || '' })]),
     );
+    if (m.how_to_get && navigator.clipboard) {
+      const copy = el('button', { type: 'button', class: 'btn copy', text: t('copy') });
+      copy.addEventListener('click', () => navigator.clipboard.writeText(m.how_to_get)
+        .then(() => { copy.textContent = t('copied'); }, () => {}));
+      note.append(copy);
+    }
     return;
   }
   note.append(el('p', { class: 'small', text: t('trained_on', { what: m.trained_on }) }));
@@ -65,6 +71,15 @@ function renderModelNote() {
   const extra = texts().model_notes?.[m.id];
   if (extra) note.append(el('p', { class: 'note-strong', text: extra }));
   if (!m.trained) note.append(el('p', { class: 'note-strong', text: t('untrained') }));
+}
+
+function clearResult() {
+  shown = null;
+  for (const node of $$('.band .layers, #predictions')) node.replaceChildren();
+  $('#seen').hidden = true;
+  $('#verdict').hidden = true;
+  $('#timing').textContent = '';
+  document.body.classList.remove('has-result');
 }
 
 function paintLegend() {
@@ -153,7 +168,7 @@ function choose(id, value, key) {
     if (key === 'model') {
       renderModelNote();
       closeCloseup();
-      shown = null;
+      clearResult();
       if (lastBlob) run(lastBlob);
       else applyWords();
     }

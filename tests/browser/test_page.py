@@ -295,6 +295,9 @@ def test_alexnet_unavailable_says_how_to_get_it(server_no_alexnet: str, page_fac
     assert "not installed" in page.locator("#model option[value=alexnet]").text_content()
     page.select_option("#model", "alexnet")
     assert page.locator("#model-note code").text_content() == "layerscope fetch-weights alexnet"
+    page.set_input_files("input[type=file]", str(SAMPLE))
+    assert "not installed" in page.locator("#status").text_content()
+    screenshot(page, "laptop-alexnet-unavailable")
     assert query(page)["model"] == "alexnet"
 
 
