@@ -74,6 +74,8 @@ def test_upload_draws_every_band(server: str, page_factory: Any) -> None:
         assert any(c["distinct"] > 1 for c in canvases), f"{stage}: every map is flat"
     predictions = page.locator("[data-testid=predictions] li.pred")
     assert predictions.count() == 5
+    # The context asks for reduced motion: the bars must not animate.
+    assert predictions.first.locator(".bar").evaluate("b => getComputedStyle(b).transitionDuration") == "0s"
     size = page.evaluate("fetch('/api/v1/models').then(r => r.json()).then(j => j.models[0].input_size)")
     assert page.locator("#seen").evaluate("img => img.complete && img.naturalWidth") == size
     duration = page.evaluate("performance.measure('ls:chosen-to-drawn', 'ls:file-chosen', 'ls:bands-drawn').duration")
