@@ -468,8 +468,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.weights_dir)
     if a.write_metadata:
         (out / "tiny-dissection.json").write_text(json.dumps(per_unit_file(report)) + "\n")
-        plot(report, out / "tiny-dissection.png")
-        plot_conv1_snapshots(out, meta, out / "tiny-conv1.png")
+        from models.train import has_matplotlib
+
+        if has_matplotlib():  # a test extra, not a runtime dependency
+            plot(report, out / "tiny-dissection.png")
+            plot_conv1_snapshots(out, meta, out / "tiny-conv1.png")
         meta = read_meta(out)
         meta["metrics"]["dissection"] = summary_for_metadata(report)
         write_meta(meta, out)
