@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 from starlette.types import Message, Scope
 
@@ -32,13 +33,25 @@ MiB = 1024 * 1024
 LIMIT = 10 * MiB
 
 
+UNCAPPED = "/api/v1/test-only/uncapped"
+
+
+async def read_everything(request: Request) -> dict[str, int]:
+    """A route with no cap of its own: only the middleware stands between it and the body."""
+    return {"length": len(await request.body())}
+
+
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(cache_entries=0))) as c:
+    app = create_app(make_settings(cache_entries=0))
+    app.add_api_route(UNCAPPED, read_everything, methods=["POST"])
+    with TestClient(app) as c:
         yield c
 
 
-def asgi_post(client: TestClient, headers: list[tuple[bytes, bytes]], chunks: Iterator[bytes]) -> dict[str, Any]:
+def asgi_post(
+    client: TestClient, headers: list[tuple[bytes, bytes]], chunks: Iterator[bytes], path: str = ACTIVATIONS
+) -> dict[str, Any]:
     """Drive the app directly: feed ``chunks`` through receive(), record what was pulled and sent."""
     pulled = 0
     sent: list[Message] = []
@@ -56,7 +69,7 @@ def asgi_post(client: TestClient, headers: list[tuple[bytes, bytes]], chunks: It
 
     scope: Scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": ACTIVATIONS, "raw_path": ACTIVATIONS.encode(), "query_string": b"",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
         "root_path": "", "headers": [(b"host", b"testserver"), *headers],
         "client": ("127.0.0.1", 5000), "server": ("testserver", 80), "state": {},
     }
@@ -90,6 +103,20 @@ def test_streamed_body_is_cut_off_at_the_cap(client: TestClient, declared: bytes
     assert len(result["starts"]) == 1  # one answer only, even though the route saw the error too
     # Refused as soon as the count passed the cap: at most one chunk beyond it was ever held.
     assert LIMIT < result["pulled"] <= LIMIT + 256 * 1024
+
+
+@pytest.mark.parametrize("declared", [None, b"1000", str(LIMIT + 1).encode()], ids=["chunked", "lying", "honest"])
+def test_middleware_caps_a_route_that_reads_everything(client: TestClient, declared: bytes | None) -> None:
+    headers = [(b"content-type", b"application/octet-stream")]
+    if declared is not None:
+        headers.append((b"content-length", declared))
+    result = asgi_post(client, headers, endless(256 * 1024, 64 * MiB), path=UNCAPPED)
+    assert result["status"] == 413
+    assert len(result["starts"]) == 1
+    assert result["pulled"] <= LIMIT + 256 * 1024
+    # Below the cap the same route gets the whole body.
+    small = asgi_post(client, [(b"content-type", b"application/octet-stream")], endless(MiB, 3 * MiB), path=UNCAPPED)
+    assert small["status"] == 200 and small["pulled"] == 3 * MiB
 
 
 def test_body_at_the_cap_is_read(client: TestClient) -> None:
