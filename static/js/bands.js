@@ -1,6 +1,10 @@
 // One band per stage: each layer's most active channels large, plus an "all channels" grid.
 import { $, $$, el, num } from './dom.js';
 import { t } from './i18n.js';
+import { cellAt } from './rf.js';
+
+let onHover = () => {};
+export const setHover = (fn) => { onHover = fn; };
 
 const TOP = 8;
 const openGrids = new Set(); // layer names whose full grid is open (kept across pictures)
@@ -21,6 +25,8 @@ function mapButton(maps, c, view, onOpen, large) {
   if (large) button.append(el('span', { class: 'map-caption', 'aria-hidden': 'true', text: t('channel_short', { c }) }));
   if (maps.isDead(c)) button.classList.add('dead');
   button.addEventListener('click', () => onOpen(maps, c));
+  canvas.addEventListener('pointermove', (e) => onHover(maps, ...cellAt(e, maps)));
+  canvas.addEventListener('pointerleave', () => onHover(null));
   return button;
 }
 

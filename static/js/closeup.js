@@ -2,23 +2,12 @@
 // receptive field of the hovered map pixel drawn as a box on the input.
 import { $, el, num, pct } from './dom.js';
 import { t } from './i18n.js';
+import { cellAt, fieldOf, placeBox } from './rf.js';
 
 const dialog = () => $('#closeup');
 let current = null; // {maps, c, inputSize}
 let cursor = null; // [i, j]
 let onCloseCb = () => {};
-
-function place(node, x, y, w, h, size, clip = true) {
-  // Percentages of the input square, clipped to it (the overlay is not: its wrapper clips).
-  const x0 = clip ? Math.max(0, x) : x;
-  const y0 = clip ? Math.max(0, y) : y;
-  const x1 = clip ? Math.min(size, x + w) : x + w;
-  const y1 = clip ? Math.min(size, y + h) : y + h;
-  Object.assign(node.style, {
-    left: `${(x0 / size) * 100}%`, top: `${(y0 / size) * 100}%`,
-    width: `${((x1 - x0) / size) * 100}%`, height: `${((y1 - y0) / size) * 100}%`,
-  });
-}
 
 function stats(maps, c) {
   const { layer } = maps;
@@ -42,10 +31,8 @@ function showCursor(i, j) {
   const { layer } = maps;
   cursor = [i, j];
   const rf = layer.receptive_field;
-  const cx = layer.offset + j * layer.stride;
-  const cy = layer.offset + i * layer.stride;
   const box = $('#rf-box');
-  place(box, cx - rf / 2, cy - rf / 2, rf, rf, inputSize);
+  placeBox(box, fieldOf(layer, i, j), inputSize);
   box.hidden = false;
   const px = $('#px-box');
   Object.assign(px.style, {
@@ -54,15 +41,6 @@ function showCursor(i, j) {
   });
   px.hidden = false;
   $('#rf-text').textContent = t('closeup_rf', { i, j, rf, v: num(maps.value(current.c, i, j)) });
-}
-
-function pointerCell(event) {
-  const canvas = event.currentTarget;
-  const r = canvas.getBoundingClientRect();
-  const { maps } = current;
-  const j = Math.min(maps.w - 1, Math.max(0, Math.floor(((event.clientX - r.left) / r.width) * maps.w)));
-  const i = Math.min(maps.h - 1, Math.max(0, Math.floor(((event.clientY - r.top) / r.height) * maps.h)));
-  return [i, j];
 }
 
 function onKey(event) {
@@ -86,8 +64,8 @@ function setOpacity() {
 export function initCloseup({ onClose }) {
   onCloseCb = onClose;
   const canvas = $('#closeup-canvas');
-  canvas.addEventListener('pointermove', (e) => current && showCursor(...pointerCell(e)));
-  canvas.addEventListener('click', (e) => current && showCursor(...pointerCell(e)));
+  canvas.addEventListener('pointermove', (e) => current && showCursor(...cellAt(e, current.maps)));
+  canvas.addEventListener('click', (e) => current && showCursor(...cellAt(e, current.maps)));
   canvas.addEventListener('keydown', onKey);
   $('#opacity').addEventListener('input', setOpacity);
   $('#overlay-on').addEventListener('change', setOpacity);
@@ -121,7 +99,7 @@ export function openCloseup(maps, c, { seenSrc, inputSize, view }) {
   const overlay = $('#overlay');
   maps.draw(overlay, c, { ...view, alpha: 255 });
   const start = layer.offset - layer.stride / 2;
-  place(overlay, start, start, maps.w * layer.stride, maps.h * layer.stride, inputSize, false);
+  placeBox(overlay, { x: start, y: start, w: maps.w * layer.stride, h: maps.h * layer.stride }, inputSize, false);
   setOpacity();
   $('#rf-box').hidden = true;
   $('#px-box').hidden = true;

@@ -1,6 +1,6 @@
 // Wiring: settings and URL state, a picture in, every band drawn, the up-close view, classroom.
 import { analyze, listModels } from './api.js';
-import { redrawAll, renderBands } from './bands.js';
+import { redrawAll, renderBands, setHover } from './bands.js';
 import * as classroom from './classroom.js';
 import { closeCloseup, initCloseup, isOpen, openCloseup } from './closeup.js';
 import { gradient } from './colormap.js';
@@ -10,6 +10,7 @@ import { loadTexts, t, texts } from './i18n.js';
 import { initInputs, loadFirstSample, markChosen } from './inputs.js';
 import { renderPredictions } from './predictions.js';
 import { LayerMaps } from './render.js';
+import { fieldOf, placeBox } from './rf.js';
 import { LEVELS, readState, writeState } from './state.js';
 import { initWebcam, isLive } from './webcam.js';
 
@@ -195,6 +196,12 @@ async function main() {
       state.channel = null;
       saveState();
     },
+  });
+  // Pointing at a pixel of any map outlines, on the input, the patch that pixel looks at.
+  setHover((maps, i, j) => {
+    const box = $('#seen-rf');
+    box.hidden = !maps || !shown;
+    if (maps && shown) placeBox(box, fieldOf(maps.layer, i, j), model()?.input_size || 1);
   });
   const onError = (err) => setStatus(t('error', { detail: err.message }), 'error');
   initInputs({ onImage: (blob) => run(blob), onError });

@@ -128,7 +128,12 @@ def test_closeup_heatmap_and_receptive_field(server: str, page_factory: Any) -> 
     page, _ = page_factory()
     visit(page, server)
     upload(page)
-    page.locator('.band[data-stage="edges"] .map-btn').first.click()
+    first = page.locator('.band[data-stage="edges"] .map-btn canvas').first
+    first.hover()
+    seen, box = page.locator("#seen").bounding_box(), page.locator("#seen-rf").bounding_box()
+    assert box and seen["x"] - 1 <= box["x"] <= seen["x"] + seen["width"], "no receptive field on the input"
+    assert box["y"] + box["height"] <= seen["y"] + seen["height"] + 1
+    first.click()
     dialog = page.locator("#closeup")
     assert dialog.is_visible()
     q = query(page)
