@@ -198,10 +198,21 @@ async function main() {
     },
   });
   // Pointing at a pixel of any map outlines, on the input, the patch that pixel looks at.
+  // When the input has scrolled out of view, a small copy of it follows in a corner.
   setHover((maps, i, j) => {
-    const box = $('#seen-rf');
-    box.hidden = !maps || !shown;
-    if (maps && shown) placeBox(box, fieldOf(maps.layer, i, j), model()?.input_size || 1);
+    const on = Boolean(maps && shown);
+    const rect = $('#seen').getBoundingClientRect();
+    const away = on && (rect.bottom < 80 || rect.top > innerHeight);
+    $('#seen-rf').hidden = !on || away;
+    $('#pip').hidden = !away;
+    if (!on) return;
+    const field = fieldOf(maps.layer, i, j);
+    const size = model()?.input_size || 1;
+    placeBox($('#seen-rf'), field, size);
+    if (away) {
+      $('#pip-img').src = shown.result.input.preprocessed;
+      placeBox($('#pip-rf'), field, size);
+    }
   });
   const onError = (err) => setStatus(t('error', { detail: err.message }), 'error');
   initInputs({ onImage: (blob) => run(blob), onError });

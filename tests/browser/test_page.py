@@ -84,6 +84,11 @@ def test_upload_draws_every_band(server: str, page_factory: Any) -> None:
     print(f"file chosen -> bands drawn: {duration:.0f} ms, of which drawing {drawing:.0f} ms")
     assert drawing < 1000
     screenshot(page, "laptop-result")
+    deep = page.locator('.band[data-stage="objects"] .map-btn canvas').first
+    deep.scroll_into_view_if_needed()
+    deep.hover()
+    assert page.locator("#pip").is_visible(), "no picture-in-picture input while the input is out of view"
+    screenshot(page, "laptop-hover-objects")
 
 
 def test_show_all_channels_and_norm_switch(server: str, page_factory: Any) -> None:
