@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models.explain import assets
-from models.explain.ood import assess, auroc, calibrate, features, fit, scores
+from models.explain.ood import assess, auroc, calibrate, energy, energy_stats, features, fit, score_batch, scores
 from models.nets import MiniAlexNet, NetConfig
 from models.registry import _prepare
 
@@ -58,3 +58,19 @@ def test_assess_on_a_network_and_sha_guard(tmp_path: Path) -> None:
     (other.parent / "explain").mkdir()
     stats.save(other.parent / "explain" / "ood.npz")
     assert assets.ood_stats(str(other)) is None  # statistics of other weights are never used
+
+
+def test_energy_score(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = _prepare(MiniAlexNet(NetConfig(widths=(8, 8, 8, 8, 8), hidden=16)))
+    x = torch.randn(30, 3, 64, 64)
+    expected = -torch.logsumexp(net(x).double(), dim=1).detach().numpy()
+    stats = energy_stats(energy(net, x), 90.0, "sha")
+    assert stats.method == "energy"
+    np.testing.assert_allclose(score_batch(stats, net, x), expected, rtol=1e-12)
+    assert stats.threshold == pytest.approx(np.percentile(expected, 90.0))
+    stats.save(tmp_path / "e.npz")
+    loaded = type(stats).load(tmp_path / "e.npz")
+    assert loaded.method == "energy" and loaded.threshold == stats.threshold
+    result = assess(loaded, net, x[0])
+    assert result["score"] == pytest.approx(expected[0], abs=1e-4)
