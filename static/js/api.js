@@ -1,17 +1,20 @@
 // The JSON API (v1). Errors arrive as RFC 9457 problem details; we surface `detail`.
 export class ApiError extends Error {
-  constructor(detail, status) {
+  constructor(detail, status, retryAfter = null) {
     super(detail);
     this.status = status;
+    this.retryAfter = retryAfter; // seconds, from Retry-After on 429 and 503
   }
 }
 
 async function problem(response) {
+  const retry = Number.parseFloat(response.headers.get('Retry-After'));
+  const retryAfter = Number.isFinite(retry) ? retry : null;
   try {
     const body = await response.json();
-    return new ApiError(body.detail || body.title || response.statusText, response.status);
+    return new ApiError(body.detail || body.title || response.statusText, response.status, retryAfter);
   } catch {
-    return new ApiError(response.statusText || `HTTP ${response.status}`, response.status);
+    return new ApiError(response.statusText || `HTTP ${response.status}`, response.status, retryAfter);
   }
 }
 

@@ -149,6 +149,7 @@ async function run(blob, { live = false } = {}) {
     }
   } catch (err) {
     if (err.name === 'AbortError') return;
+    if (live && (err.status === 429 || err.status === 503)) throw err; // the live loop waits and retries
     setStatus(t('error', { detail: err instanceof TypeError ? t('network_error') : err.message }), 'error');
     if (live) throw err;
   }

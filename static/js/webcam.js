@@ -63,6 +63,12 @@ export function initWebcam({ onSnapshot, onFrame, frameSize, onError }) {
       try {
         await onFrame(blob); // resolves once the frame is drawn: never more than one in flight
       } catch (err) {
+        if (err.status === 429 || err.status === 503) {
+          // The server asks us to slow down: wait as long as it says, then carry on.
+          $('#fps').textContent = t('live_wait');
+          await new Promise((resolve) => setTimeout(resolve, 1000 * (err.retryAfter ?? 1)));
+          continue;
+        }
         onError(err);
         setLive(false);
         return;

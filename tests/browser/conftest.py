@@ -94,7 +94,7 @@ def stop_server(server: Server) -> None:
 @pytest.fixture(scope="session")
 def server(alexnet_weights: Path) -> Iterator[str]:
     """tiny and alexnet (random weights written by the test)."""
-    s = start_server(Settings(models="tiny,alexnet", alexnet_weights=str(alexnet_weights), queue_size=8))
+    s = start_server(Settings(models="tiny,alexnet", alexnet_weights=str(alexnet_weights), queue_size=8, rate_limit=0))
     yield s.url
     stop_server(s)
 

@@ -242,7 +242,7 @@ def test_phone_layout(server: str, page_factory: Any) -> None:
 
 
 def test_webcam_live_mode(server: str, page_factory: Any) -> None:
-    page, _ = page_factory()
+    page, guard = page_factory()
     inflight = {"now": 0, "max": 0, "done": 0, "busy_s": 0.0, "since": 0.0}
 
     def started(request: Any) -> None:
@@ -279,6 +279,30 @@ def test_webcam_live_mode(server: str, page_factory: Any) -> None:
     assert render_ms < 100, f"drawing a live frame took {render_ms} ms"
     # >= 5 frames/s whenever the server answers in time (a loaded machine can be slower).
     assert fps >= 5 or server_ms > 150, f"live mode ran at {fps} frames/s with {server_ms:.0f} ms requests"
+    # A server that says "slow down" (429 + Retry-After) pauses the live view; it does not stop it.
+    refused = {"n": 0}
+
+    def slow_down(route: Any) -> None:
+        if refused["n"] < 2:
+            refused["n"] += 1
+            route.fulfill(
+                status=429,
+                headers={"Retry-After": "0.2", "Content-Type": "application/problem+json"},
+                body='{"type":"about:blank","title":"Too Many Requests","status":429,"detail":"Slow down."}',
+            )
+        else:
+            route.continue_()
+
+    page.route("**/activations*", slow_down)
+    inflight["done"] = 0
+    page.click("#cam-live")
+    deadline = time.monotonic() + 20
+    while inflight["done"] < 5 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    page.click("#cam-live")
+    assert refused["n"] == 2 and page.locator("#cam-live").get_attribute("aria-pressed") == "false"
+    assert "error" not in (page.locator("#status").get_attribute("class") or "")
+    guard.errors[:] = [e for e in guard.errors if "status of 429" not in e]
     page.click("#cam-stop")
     assert page.locator("#video").is_hidden()
 
