@@ -96,7 +96,9 @@ def test_show_all_channels_and_norm_switch(server: str, page_factory: Any) -> No
     visit(page, server)
     upload(page)
     band = page.locator('.band[data-stage="textures"]')
-    channels = int(re.search(r"Show all (\d+) channels", band.locator(".show-all").text_content()).group(1))
+    found = re.search(r"Show all (\d+) channels", band.locator(".show-all").text_content() or "")
+    assert found
+    channels = int(found.group(1))
     band.locator(".show-all").click()
     assert band.locator(".grid canvas").count() == channels
     before = page.evaluate(CANVAS_STATS, "textures")[0]
