@@ -47,6 +47,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level="info",
         timeout_graceful_shutdown=settings.graceful_shutdown_s,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default; only our setting decides.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
     return 0
 

@@ -141,3 +141,27 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     settings = Settings()
     assert (settings.rate_limit, settings.rate_limit_keyed) == (7, 70)
     assert (settings.api_keys, settings.trusted_proxies) == ("a,b", "10.0.0.0/8")
+
+
+@pytest.mark.parametrize(("trusted", "believed"), [("", False), ("10.0.0.0/8", True)])
+def test_uvicorn_believes_forwarded_headers_only_from_configured_proxies(
+    monkeypatch: pytest.MonkeyPatch, trusted: str, believed: bool
+) -> None:
+    """uvicorn would otherwise rewrite the client address from X-Forwarded-For sent via 127.0.0.1."""
+    import signal
+
+    import uvicorn
+
+    from app import cli
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr("app.main.create_app", lambda settings: object())
+    monkeypatch.setenv("LAYERSCOPE_TRUSTED_PROXIES", trusted)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        cli.main(["serve", "--port", "1"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen["proxy_headers"] is believed
+    assert seen["forwarded_allow_ips"] == (trusted or None)
