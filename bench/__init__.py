@@ -13,3 +13,12 @@ The machine is shared and noisy, so every group interleaves its candidates with 
 forward pass repetition by repetition and reports medians; ratios are taken only between
 numbers measured side by side.
 """
+
+import os
+
+# Before torch is imported (libgomp reads it once): OpenMP threads that finish a parallel
+# region sleep instead of spinning. On a 2-core machine shared with other jobs, spinning
+# threads burn the time slice the other torch thread needs: tiny's forward pass went from
+# 2 ms to a 150 ms median (AlexNet's from 41 to 194-308 ms) with the default policy. The
+# server subprocesses inherit it. Set OMP_WAIT_POLICY yourself to measure another policy.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -41,7 +41,7 @@ def run_groups(config: Config, progress: Callable[[str], None] = lambda _: None)
 def parse(argv: list[str]) -> tuple[Config, Path | None]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter loads (~1 min)")
-    parser.add_argument("--reps", type=int, help="repetitions per in-process row (default 15, quick 5)")
+    parser.add_argument("--reps", type=int, help="repetitions per in-process row (default 25, quick 5)")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: alexnet,tiny")
     parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups: {','.join(GROUPS)}")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
@@ -52,7 +52,7 @@ def parse(argv: list[str]) -> tuple[Config, Path | None]:
     if unknown:
         parser.error(f"unknown group(s): {', '.join(unknown)}")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    reps = args.reps or (5 if args.quick else 15)
+    reps = args.reps or (5 if args.quick else 25)
     return Config(reps=reps, quick=args.quick, models=models, groups=groups), None if args.no_write else args.out
 
 

@@ -83,7 +83,7 @@ def run(config: Config) -> list[Row]:
                 cam, _ = mine(network, tensor, LAYER, index)
                 difference = float(np.abs(as_theirs(cam, reference.shape[::-1]) - reference).max())
                 verdict = "ok" if difference <= AGREEMENT else "DIFFERENT"
-                agreement = f"same map: max |diff| {difference:.1e} ({verdict})"
+                agreement = f"same map: max abs diff {difference:.1e} ({verdict})"
         finally:
             if theirs is not None:
                 theirs.activations_and_grads.release()

@@ -106,7 +106,7 @@ def run(config: Config) -> list[Row]:
                 skipped.append(Row("peers", model, name, status="skipped", note=note))
                 continue
             timed[name] = extractor
-            notes[name] = f"max |diff| vs ours {difference:.1e}"
+            notes[name] = f"max abs diff vs ours {difference:.1e}"
         times = interleaved(timed, config.reps)
         bare = median_ms(times["bare forward"])
         ours = median_ms(times["ours: models.capture"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -52,7 +53,8 @@ def markdown(rows: list[Row], context: dict[str, Any]) -> str:
         "",
         f"- when: {context['when']}; took {context['seconds']:.0f} s; `python -m bench {context['argv']}`".rstrip(),
         f"- machine: {context['machine']}",
-        f"- torch: {TORCH_THREADS} intra-op threads, 1 inter-op thread (the server's settings); batch 1",
+        f"- torch: {TORCH_THREADS} intra-op threads, 1 inter-op thread (the server's settings); batch 1;"
+        f" OMP_WAIT_POLICY={context.get('omp_wait_policy')}",
         f"- repetitions: {context['reps']} per row, interleaved with the bare forward pass; medians",
         f"- load average (1/5/15 min) before: {context['load_before']}; after: {context['load_after']}",
         "- ratio: to the bare forward pass of the same model on the same input, measured in the same loop",
@@ -80,6 +82,7 @@ def context(config: Config, argv: list[str], started: float, load_before: str) -
         "quick": config.quick,
         "load_before": load_before,
         "load_after": load_average(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default: spin)"),
     }
 
 

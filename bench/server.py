@@ -28,13 +28,20 @@ class Server:
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def rss_mb(self) -> float:
-        """Resident memory of the server process, from /proc (Linux)."""
+    def memory_mb(self) -> dict[str, float]:
+        """VmRSS and its parts (RssAnon: the process's own; RssFile: mapped files such as
+        libtorch, shared with every other process that maps them), from /proc (Linux)."""
+        values: dict[str, float] = {}
         with open(f"/proc/{self.process.pid}/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        raise RuntimeError("VmRSS not found")
+                key = line.split(":", 1)[0]
+                if key in ("VmRSS", "RssAnon", "RssFile"):
+                    values[key] = int(line.split()[1]) / 1024
+        return values
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server process."""
+        return self.memory_mb()["VmRSS"]
 
 
 def free_port() -> int:
