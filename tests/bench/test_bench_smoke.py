@@ -11,7 +11,9 @@ import math
 import sys
 
 import pytest
+import torch
 
+from bench import common
 from bench.__main__ import parse, run_groups
 from bench.common import Config
 from bench.report import markdown
@@ -40,8 +42,16 @@ def test_in_process_rows_have_finite_ratios(monkeypatch: pytest.MonkeyPatch) -> 
     # Hide one peer library (None in sys.modules makes its import fail, as if not installed):
     # its row must come back "skipped" and the rest of the table must not care.
     monkeypatch.setitem(sys.modules, "torchlens", None)
+    # One torch thread: this checks the table, not the timings, and under pytest torch is
+    # imported before bench can ask OpenMP not to spin (bench/__init__.py), so two threads
+    # can stall for long stretches on a busy 2-core machine.
+    monkeypatch.setattr(common, "TORCH_THREADS", 1)
+    threads = torch.get_num_threads()
     config = Config(reps=2, quick=True, models=("tiny",), groups=("inprocess", "peers", "gradcam"))
-    rows = run_groups(config)
+    try:
+        rows = run_groups(config)
+    finally:
+        torch.set_num_threads(threads)  # leave the process as the other tests expect it
     names = {(row.group, row.name) for row in rows}
     assert names >= EXPECTED
     peers = {row.name: row for row in rows if row.group == "peers"}
