@@ -186,7 +186,9 @@ async def drive(server: Server, name: str, clients: int, seconds: float, pace_s:
     result = PhaseResult(name, clients, seconds)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30.0) as http:
-        await http.get("/healthz")
+        # Warm up (first inferences allocate torch's working memory) before the "before" figures.
+        for body in images[:20]:
+            await http.post(URL_PATH, files={"image": ("warm.png", body, "image/png")})
         result.before = server.resources()
         until = time.monotonic() + seconds
         tasks = [_client(http, images, until, result, pace_s) for _ in range(clients)]
