@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import math
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -106,7 +108,9 @@ def alexnet_weights() -> Path:
     torch.manual_seed(0)
     from torchvision.models import alexnet
 
-    path = Path(tempfile.mkdtemp(prefix="layerscope-bench-")) / "alexnet-random.pth"
+    folder = Path(tempfile.mkdtemp(prefix="layerscope-bench-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # 244 MB: never leave it behind
+    path = folder / "alexnet-random.pth"
     torch.save(alexnet(weights=None).state_dict(), path)
     return path
 
