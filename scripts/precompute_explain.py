@@ -29,8 +29,8 @@ from models.explain import ood
 from models.explain.assets import INDEX_FILE, OOD_FILE
 from models.explain.featvis import VisConfig, centre_activation, visualize
 from models.explain.gradcam import gradcam
-from models.explain.patches import top_patches
-from models.explain.render import atlas, resize_map
+from models.explain.patches import strongest, top_patches
+from models.explain.render import atlas, resize_map, untile
 from models.explain.units import unit_count
 from models.geometry import Geometry
 from models.layers import describe_layers
@@ -102,19 +102,20 @@ def make_patches(net: torch.nn.Module, meta: dict[str, Any], out: Path, count: i
     return metrics, best100
 
 
-def make_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, sha: str, fit_n: int, cal_n: int) -> dict[str, Any]:
+def make_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, sha: str, fit_n: int, cal_n: int,
+             percentile: float = 99.0) -> dict[str, Any]:
     """Ship the energy score's threshold; keep Mahalanobis statistics beside it for comparison."""
     size = meta["input_size"]
     fit_x, fit_y, _ = world.generate_batch(OOD_FIT_SEED, 0, fit_n, size)
     cal_x, _, _ = world.generate_batch(OOD_CAL_SEED, 0, cal_n, size)
     feats = np.concatenate([ood.features(net, normalize(fit_x[i:i + 128], meta)) for i in range(0, fit_n, 128)])
     cal = np.concatenate([ood.features(net, normalize(cal_x[i:i + 128], meta)) for i in range(0, cal_n, 128)])
-    ood.calibrate(ood.fit(feats, fit_y), cal, 99.0, sha).save(out / "ood-mahalanobis.npz")
+    ood.calibrate(ood.fit(feats, fit_y), cal, percentile, sha).save(out / "ood-mahalanobis.npz")
     energies = np.concatenate([ood.energy(net, normalize(cal_x[i:i + 128], meta)) for i in range(0, cal_n, 128)])
-    stats = ood.energy_stats(energies, 99.0, sha)
+    stats = ood.energy_stats(energies, percentile, sha)
     stats.save(out / OOD_FILE)
-    print(f"ood: energy threshold {stats.threshold:.3f} (99th percentile of {cal_n} generated images)", flush=True)
-    return {"method": "energy", "calibration_images": cal_n, "percentile": 99.0, "threshold": stats.threshold,
+    print(f"ood: energy threshold {stats.threshold:.3f} ({percentile} percentile of {cal_n} images)", flush=True)
+    return {"method": "energy", "calibration_images": cal_n, "percentile": percentile, "threshold": stats.threshold,
             "calibration_seed": OOD_CAL_SEED, "mahalanobis_fit_images": fit_n, "fit_seed": OOD_FIT_SEED}
 
 
@@ -213,14 +214,49 @@ def measure_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, test_n: i
     return result
 
 
+def shrink_featvis(out: Path, index: dict[str, Any]) -> None:
+    """Re-save the feature-vis sprites with a 256-colour palette (about half the bytes)."""
+    for meta in index["featvis"].values():
+        path = out / meta["file"]
+        with Image.open(path) as image:
+            if image.mode == "P":
+                continue
+            quantized = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        quantized.save(path, optimize=True)
+
+
+def verify_featvis(net: torch.nn.Module, meta: dict[str, Any], out: Path, index: dict[str, Any]) -> dict[str, Any]:
+    """The share of units whose shipped picture beats the best of 100 generated images."""
+    images, _, _ = world.generate_batch(PATCH_SEED, 0, 100, meta["input_size"])
+    result: dict[str, Any] = {"images": 100, "world_seed": PATCH_SEED}
+    wins = total = size = 0
+    for layer, entry in index["featvis"].items():
+        with Image.open(out / entry["file"]) as image:
+            sprite = np.asarray(image.convert("RGB"))
+        tile = (int(entry["tile"][0]), int(entry["tile"][1]))
+        tiles = np.stack([untile(sprite, tile, entry["columns"], c) for c in range(entry["units"])])
+        acts = centre_activation(net, layer, range(entry["units"]), tiles, meta["mean"], meta["std"])
+        best, _, _ = strongest(net, layer, images, meta["mean"], meta["std"])
+        beats = acts > best.max(axis=0)
+        entry["activation"] = [round(float(a), 4) for a in acts]
+        result[layer] = {"share": round(float(beats.mean()), 4), "bytes": (out / entry["file"]).stat().st_size,
+                         "median_ratio": round(float(np.median(acts / np.maximum(best.max(axis=0), 1e-6))), 3)}
+        wins, total, size = wins + int(beats.sum()), total + entry["units"], size + result[layer]["bytes"]
+    result.update({"share": round(wins / max(total, 1), 4), "units": total, "bytes": size})
+    print("featvis shipped", json.dumps(result), flush=True)
+    return result
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
-    p.add_argument("--only", default="patches,featvis,ood,cam", help="comma-separated parts")
+    p.add_argument("--only", default="patches,featvis,shrink,verify,ood,cam", help="comma-separated parts")
     p.add_argument("--measure-ood", action="store_true", help="AUROC vs real photos (needs scikit-image)")
-    p.add_argument("--images", type=int, default=3000, help="generated images for top patches")
-    p.add_argument("--steps", type=int, default=256, help="optimization steps per feature visualization")
+    p.add_argument("--images", type=int, default=2000, help="generated images for top patches")
+    p.add_argument("--steps", type=int, default=160, help="optimization steps per feature visualization")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ood-percentile", type=float, default=99.0,
+                   help="threshold: this percentile of generated images' scores (95: more warnings)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -249,7 +285,7 @@ def main() -> None:
 
     # Quick parts first, so an interrupted run still leaves the most useful files.
     if "ood" in parts:
-        metrics["ood"] = make_ood(net, meta, out, sha, 2200, 550)
+        metrics["ood"] = make_ood(net, meta, out, sha, 2200, 550, a.ood_percentile)
     if a.measure_ood:
         metrics["ood_measurement"] = measure_ood(net, meta, out, 550)
     if "cam" in parts:
@@ -265,6 +301,10 @@ def main() -> None:
             save()
 
         metrics["featvis"] = make_featvis(net, meta, out, a.steps, index, best100, keep)
+    if "shrink" in parts:
+        shrink_featvis(out, index)
+    if "verify" in parts and index["featvis"]:
+        metrics["featvis_shipped"] = verify_featvis(net, meta, out, index)
     save()
 
 

@@ -36,7 +36,7 @@ _COLOR = _COLOR / _COLOR.norm(dim=0).max()
 @dataclass(frozen=True)
 class VisConfig:
     size: int = 64
-    steps: int = 256
+    steps: int = 160
     lr: float = 0.05
     pad: int = 6
     jitter: int = 4
