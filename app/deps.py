@@ -1,4 +1,8 @@
-"""Typed dependencies the routes ask for: settings, the engine, a model entry."""
+"""Typed dependencies the routes ask for: settings, the engine, a model entry.
+
+All async: they only read app state, and a sync dependency would cost a hop to the
+thread pool on every request.
+"""
 
 from __future__ import annotations
 
@@ -12,32 +16,32 @@ from app.settings import Settings
 from models.registry import ModelEntry
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_registry(request: Request) -> dict[str, ModelEntry]:
+async def get_registry(request: Request) -> dict[str, ModelEntry]:
     registry: dict[str, ModelEntry] = request.app.state.registry
     return registry
 
 
-def get_model(
+async def get_model(
     request: Request, model_id: Annotated[str, Path(max_length=64, description="Model id, e.g. tiny.")]
 ) -> ModelEntry:
-    registry = get_registry(request)
+    registry: dict[str, ModelEntry] = request.app.state.registry
     entry = registry.get(model_id)
     if entry is None:
         raise ProblemError(404, "unknown-model", f"There is no model with that id; known: {', '.join(registry)}.")
     return entry
 
 
-def get_available_model(entry: Annotated[ModelEntry, Depends(get_model)]) -> ModelEntry:
+async def get_available_model(entry: Annotated[ModelEntry, Depends(get_model)]) -> ModelEntry:
     if not entry.available:
         raise ProblemError(
             404 if entry.network is None else 503,

@@ -25,12 +25,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, description="Largest request body accepted.")
     max_pixels: int = Field(16_777_216, description="Largest image (width x height) decoded.")
     cache_entries: int = Field(64, description="Results kept in the in-memory LRU cache.")
-    queue_size: int = Field(4, description="Requests allowed to wait beyond the running one.")
+    queue_size: int = Field(8, description="Requests allowed to wait beyond the running one.")
     retry_after_s: int = Field(1, description="Retry-After seconds sent with 503 when full.")
     torch_threads: int = Field(2, description="Intra-op threads for the inference thread.")
     # Abuse limits (docs/RELIABILITY.md lists every one with its variable).
-    rate_limit: int = Field(120, ge=0, description="API POSTs per minute per anonymous client; 0 = off.")
-    rate_limit_keyed: int = Field(600, ge=0, description="API POSTs per minute per API key; 0 = off.")
+    rate_limit: int = Field(600, ge=0, description="API POSTs per minute per anonymous client; 0 = off.")
+    rate_limit_keyed: int = Field(3000, ge=0, description="API POSTs per minute per API key; 0 = off.")
     api_keys: str = Field("", description="Comma-separated API keys (X-API-Key) that get the keyed limit.")
     trusted_proxies: str = Field(
         "", description="Comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed."

@@ -116,12 +116,15 @@ def test_overload_is_refused_with_503_and_retry_after(live_server: Server, obser
 def test_refusals_and_health_are_fast_under_overload(observed: tuple[Observed, float]) -> None:
     seen, load = observed
     cores = os.cpu_count() or 1
-    if load > 2 * cores:
-        pytest.skip(f"machine oversubscribed by other work (load average {load:.1f} on {cores} cores)")
+    # The targets (503 < 50 ms, healthz < 100 ms) hold for the median always. The tail is
+    # held to them too on a machine that is not oversubscribed by other work; on one that is
+    # (a shared box running someone's training), to a bound that still proves neither waits
+    # for inference, which then takes seconds.
+    tail_busy, tail_health = (50, 100) if load <= 2 * cores else (250, 250)
     # The refusal is decided before the body is read: far faster than any inference.
-    assert pct(seen.busy_ms, 0.5) < 50 and pct(seen.busy_ms, 0.95) < 50
+    assert pct(seen.busy_ms, 0.5) < 50 and pct(seen.busy_ms, 0.95) < tail_busy
     # Health never waits for the model (it does not touch the inference thread).
-    assert pct(seen.health_ms, 0.5) < 100 and pct(seen.health_ms, 0.95) < 100
+    assert pct(seen.health_ms, 0.5) < 100 and pct(seen.health_ms, 0.95) < tail_health
 
 
 def test_server_recovers_after_the_overload(live_server: Server) -> None:

@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Scope
 
 from app.main import create_app
+from app.settings import Settings
 from scripts.load import Server, pictures
 from tests.app.conftest import ACTIVATIONS, make_settings
 
@@ -263,7 +264,7 @@ def test_trickled_body_is_cut_off_with_408(server: Server) -> None:
 
 def test_slow_bodies_do_not_hold_the_model(server: Server) -> None:
     """More trickling uploads than the engine has slots, and normal requests still get 200."""
-    slots = 1 + 4  # the default queue_size
+    slots = 1 + Settings().queue_size  # the default capacity
     results: list[tuple[bytes, float]] = []
     threads = [
         threading.Thread(target=lambda: results.append(trickle(server, 50_000, 0.2, 12)))

@@ -127,7 +127,9 @@ def test_defaults_leave_room_for_normal_use(monkeypatch: pytest.MonkeyPatch) -> 
     for name in ("LAYERSCOPE_RATE_LIMIT", "LAYERSCOPE_RATE_LIMIT_KEYED"):
         monkeypatch.delenv(name, raising=False)
     defaults = Settings()
-    assert defaults.rate_limit == 120 and defaults.rate_limit_keyed == 600
+    assert defaults.rate_limit == 600 and defaults.rate_limit_keyed == 3000
+    # The page's live webcam mode sends 5 frames a second: a minute of it must fit.
+    assert defaults.rate_limit >= 5 * 60
     # A pupil trying picture after picture (a burst of 60 in a minute) is never refused.
     with client_for(rate_limit=defaults.rate_limit) as client:
         assert set(statuses(client, 60)) == {415}
