@@ -7,6 +7,7 @@ layers and unusable options answer 422, a unit past the layer's width 404.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from pathlib import Path
@@ -277,11 +278,17 @@ def list_units(
 
 
 def _sprite_json(entry: ModelEntry, kind: str, layer: str) -> dict[str, Any] | None:
-    found = assets.sprite(entry.weights_source, kind, layer)
+    # The file as shipped (the patches are a JPEG): no decoding and re-encoding per request.
+    found = assets.sprite_bytes(entry.weights_source, kind, layer)
     if found is None:
         return None
-    image, meta = found
-    return {"png": data_url(png_bytes(image)), "columns": meta["columns"], "tile": meta["tile"], "units": meta["units"]}
+    raw, media, meta = found
+    return {
+        "url": f"data:{media};base64," + base64.b64encode(raw).decode("ascii"),
+        "columns": meta["columns"],
+        "tile": meta["tile"],
+        "units": meta["units"],
+    }
 
 
 def _featvis_png(entry: ModelEntry, layer: str, channel: int) -> tuple[bytes, str]:

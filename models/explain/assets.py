@@ -76,6 +76,17 @@ def sprite(weights_source: str | None, kind: str, layer: str) -> tuple[np.ndarra
         return _image(str(folder / entry["file"])), entry
 
 
+def sprite_bytes(weights_source: str | None, kind: str, layer: str) -> tuple[bytes, str, dict[str, Any]] | None:
+    """A layer's sprite file as stored (PNG or JPEG bytes), its media type and index entry."""
+    index = index_for(weights_source)
+    entry = (index or {}).get(kind, {}).get(layer)
+    folder = explain_dir(weights_source)
+    if entry is None or folder is None:
+        return None
+    media = "image/jpeg" if str(entry["file"]).endswith(".jpg") else "image/png"
+    return (folder / entry["file"]).read_bytes(), media, entry
+
+
 def unit_featvis(weights_source: str | None, layer: str, channel: int) -> np.ndarray | None:
     found = sprite(weights_source, "featvis", layer)
     if found is None or channel >= found[1]["units"]:

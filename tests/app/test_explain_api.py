@@ -221,9 +221,11 @@ def test_units_list_with_sprites(client: TestClient) -> None:
     body = client.get(f"{BASE}/units", params={"layer": "features.11", "sprites": True}).json()
     featvis = body["sprites"]["featvis"]
     assert featvis["units"] == 8 and featvis["tile"] == [64, 64]
-    assert decode_png(featvis["png"]).shape == (3 * 64, 3 * 64, 3)
+    assert featvis["url"].startswith("data:image/png;base64,")
+    assert decode_png(featvis["url"]).shape == (3 * 64, 3 * 64, 3)
     patches = body["sprites"]["patches"]
-    assert decode_png(patches["png"]).shape == (8 * 32, 9 * 32, 3)
+    assert patches["url"].startswith("data:image/jpeg;base64,")
+    assert decode_png(patches["url"]).shape == (8 * 32, 9 * 32, 3)
     assert client.get(f"{BASE}/units", params={"layer": "features.1", "sprites": True}).json()["sprites"] == {
         "featvis": None, "patches": None
     }
