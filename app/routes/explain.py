@@ -47,6 +47,7 @@ LayerQuery = Annotated[str | None, Query(max_length=200, description="Dotted lay
 _FEATVIS: dict[tuple[str, str, str, int], bytes] = {}
 _FEATVIS_LOCK = threading.Lock()
 FEATVIS_CACHE_UNITS = 512
+ON_DEMAND_STEPS = 96
 
 
 def parse_checkpoint(entry: ModelEntry, raw: str | None) -> str | None:
@@ -300,8 +301,11 @@ def _featvis_png(entry: ModelEntry, layer: str, channel: int) -> tuple[bytes, st
         cached = _FEATVIS.get(key)
     if cached is None:
         assert entry.network is not None
-        size = 64 if entry.input_size <= 192 else 128
-        image = visualize(entry.network, layer, [channel], entry.mean, entry.std, VisConfig(size=size))[0]
+        # Fewer steps than the shipped sprites: this holds the one inference thread, and
+        # AlexNet at 112 px costs ~10x the tiny model per step (seconds per unit).
+        size = 64 if entry.input_size <= 192 else 112
+        config = VisConfig(size=size, steps=ON_DEMAND_STEPS)
+        image = visualize(entry.network, layer, [channel], entry.mean, entry.std, config)[0]
         cached = png_bytes(image)
         with _FEATVIS_LOCK:
             if len(_FEATVIS) >= FEATVIS_CACHE_UNITS:

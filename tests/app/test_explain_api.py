@@ -299,3 +299,23 @@ def test_untrained_model_has_no_ood_and_no_labels(monkeypatch: pytest.MonkeyPatc
         assert body["ood"] is None
         units = plain.get(f"{BASE}/units", params={"layer": "features.9"}).json()
         assert not units["dissected"]
+
+
+def test_alexnet_explanations(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AlexNet (random test weights): no shipped files, so unit pictures are computed on demand."""
+    import app.routes.explain as explain_routes
+
+    monkeypatch.setattr(explain_routes, "ON_DEMAND_STEPS", 2)  # the path, not the picture's quality
+    settings = Settings(models="alexnet", alexnet_weights=str(alexnet_weights), rate_limit=0, rate_limit_keyed=0)
+    with TestClient(create_app(settings)) as alex:
+        base = "/api/v1/models/alexnet"
+        filters = alex.get(f"{base}/filters").json()
+        assert filters["shape"] == [64, 3, 11, 11] and filters["atlas"]["columns"] == 8
+        problem(alex.get(f"{base}/filters", params={"checkpoint": "init"}), 422, "unknown-checkpoint")
+        cam = post(alex, f"{base}/gradcam").json()
+        assert cam["map"]["shape"] == [13, 13] and decode_png(cam["heatmap"]).shape == (224, 224, 4)
+        unit = alex.get(f"{base}/units/features.11/3").json()
+        assert unit["featvis"]["source"] == "computed" and unit["patches"] is None and unit["label"] is None
+        assert decode_png(unit["featvis"]["png"]).shape == (112, 112, 3)
+        body = post(alex, f"{base}/activations", layers="features.1").json()
+        assert "ood" not in body and body["checkpoint"] is None
