@@ -21,6 +21,7 @@ from app.deps import AvailableModelDep, EngineDep, SettingsDep
 from app.encode import data_url, png_bytes
 from app.errors import ProblemError
 from app.imaging import decode_image
+from app.inference import Engine
 from app.intake import read_image_bytes
 from app.routes.api import IMAGE_BODY, NO_STORE
 from models.explain import assets
@@ -30,7 +31,7 @@ from models.explain.filters import NotDrawable, filter_atlas
 from models.explain.gradcam import gradcam as compute_gradcam
 from models.explain.guided import guided_backprop
 from models.explain.render import heatmap_rgba, signed_image
-from models.explain.units import layer_shapes, read_dissection
+from models.explain.units import Shapes, cached_shapes, layer_shapes, read_dissection
 from models.registry import ModelEntry
 
 router = APIRouter(prefix="/api/v1", tags=["explanations"])
@@ -58,23 +59,29 @@ def parse_checkpoint(entry: ModelEntry, raw: str | None) -> str | None:
         raise ProblemError(422, "unknown-checkpoint", str(exc)) from None
 
 
-def _layer(entry: ModelEntry, name: str, spatial: bool = False) -> str:
+def _layer(entry: ModelEntry, name: str) -> str:
     if name not in entry.layers:
         raise ProblemError(
             422, "unknown-layer", f"Unknown layer name. See GET /api/v1/models/{entry.id} for the layer names."
         )
-    if spatial and len(_shapes(entry)[name]) != 3:
-        raise ProblemError(422, "not-spatial", f"Layer {name} has no spatial map; choose a conv layer.")
     return name
 
 
-def _shapes(entry: ModelEntry) -> dict[str, tuple[int, ...]]:
-    assert entry.network is not None
-    return layer_shapes(entry.network, entry.input_size)
+async def _shapes(entry: ModelEntry, engine: Engine) -> Shapes:
+    """Every layer's output shape; measuring them is a forward pass, so it runs on the engine."""
+    network, size = entry.network, entry.input_size
+    assert network is not None
+    known = cached_shapes(network, size)
+    return known if known is not None else await engine.run(lambda: layer_shapes(network, size))
 
 
-def _unit(entry: ModelEntry, layer: str, channel: int) -> None:
-    units = _shapes(entry)[layer][0]
+def _spatial(shapes: Shapes, name: str) -> None:
+    if len(shapes[name]) != 3:
+        raise ProblemError(422, "not-spatial", f"Layer {name} has no spatial map; choose a conv layer.")
+
+
+def _unit(shapes: Shapes, layer: str, channel: int) -> None:
+    units = shapes[layer][0]
     if channel >= units:
         raise ProblemError(404, "unknown-unit", f"Layer {layer} has {units} units: channel must be 0..{units - 1}.")
 
@@ -140,7 +147,8 @@ async def gradcam(
     class_index: Annotated[int | None, Query(ge=0, description="Class to explain; default: the top one.")] = None,
     layer: LayerQuery = None,
 ) -> Response:
-    name = _layer(entry, layer or DEFAULT_CAM_LAYER, spatial=True)
+    name = _layer(entry, layer or DEFAULT_CAM_LAYER)
+    _spatial(await _shapes(entry, engine), name)
     if class_index is not None and class_index >= len(entry.classes):
         raise ProblemError(
             422, "unknown-class", f"class_index must be 0..{len(entry.classes) - 1} for model {entry.id}."
@@ -189,7 +197,7 @@ async def backprop(
     ] = "max",
 ) -> Response:
     name = _layer(entry, layer)
-    _unit(entry, name, channel)
+    _unit(await _shapes(entry, engine), name, channel)
     engine.admit()
     data = await read_image_bytes(request, settings.max_body_bytes)
 
@@ -247,15 +255,16 @@ def _describe(record: dict[str, Any], named: bool) -> str | None:
 
 
 @router.get("/models/{model_id}/units", summary="Every unit of a layer with its dissection label")
-def list_units(
+async def list_units(
     entry: AvailableModelDep,
+    engine: EngineDep,
     layer: LayerQuery = None,
     named: Annotated[bool, Query(description="Only units dissection names as part/object detectors.")] = False,
     concept: Annotated[str | None, Query(max_length=64, description="Only units labelled with this concept.")] = None,
     sprites: Annotated[bool, Query(description="Include the layer's shipped sprites (data URLs).")] = False,
 ) -> dict[str, Any]:
     name = _layer(entry, layer or entry.default_layers[-1])
-    count = _shapes(entry)[name][0]
+    count = (await _shapes(entry, engine))[name][0]
     records = {r["channel"]: r for r in _dissection(entry).get(name, [])}
     units = []
     for channel in range(count):
@@ -322,7 +331,7 @@ async def get_unit(
     channel: Annotated[int, PathParam(ge=0)],
 ) -> dict[str, Any]:
     name = _layer(entry, layer)
-    _unit(entry, name, channel)
+    _unit(await _shapes(entry, engine), name, channel)
     record = {r["channel"]: r for r in _dissection(entry).get(name, [])}.get(channel)
     png, source = await engine.run(lambda: _featvis_png(entry, name, channel))
     strip = assets.unit_patches(entry.weights_source, name, channel)

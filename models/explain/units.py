@@ -34,6 +34,11 @@ def layer_shapes(network: nn.Module, input_size: int) -> Shapes:
     return cached
 
 
+def cached_shapes(network: nn.Module, input_size: int) -> Shapes | None:
+    """The shapes if already measured (no torch work), else None."""
+    return _SHAPES.get(network, {}).get(input_size)
+
+
 def unit_count(network: nn.Module, input_size: int, layer: str) -> int:
     """How many units (channels, or neurons of a vector output) ``layer`` has."""
     return layer_shapes(network, input_size)[layer][0]
