@@ -75,7 +75,9 @@ def analyze(entry: ModelEntry, data: bytes, options: Options, max_pixels: int) -
     preprocessed = data_url(denormalized_png(tensor.numpy(), entry.mean, entry.std))
     timings["encode"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    ood = unfamiliarity(entry, tensor)
+    # The score judges the picture with the served weights: reuse this pass's logits unless a
+    # checkpoint computed them.
+    ood = unfamiliarity(entry, tensor, result.logits if options.checkpoint is None else None)
     timings["ood"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - start
     body = {
@@ -90,10 +92,10 @@ def analyze(entry: ModelEntry, data: bytes, options: Options, max_pixels: int) -
     return Result(json.dumps(body, separators=(",", ":")).encode(), "application/json")
 
 
-def unfamiliarity(entry: ModelEntry, tensor: torch.Tensor) -> dict[str, Any] | None:
+def unfamiliarity(entry: ModelEntry, tensor: torch.Tensor, logits: np.ndarray | None = None) -> dict[str, Any] | None:
     """The tiny model's unfamiliar-input score (models/explain/ood.py), always with the
     served weights: it judges the picture, not a checkpoint. None without calibration."""
     stats = ood_stats(entry.weights_source) if entry.id == "tiny" else None
     if stats is None or entry.network is None:
         return None
-    return dict(assess(stats, entry.network, tensor))
+    return dict(assess(stats, entry.network, tensor, logits))

@@ -115,9 +115,18 @@ def score_batch(stats: OODStats, network: nn.Module, batch: torch.Tensor) -> np.
     return scores(stats, features(network, batch))
 
 
-def assess(stats: OODStats, network: nn.Module, tensor: torch.Tensor) -> dict[str, float | bool]:
-    """The API's ``ood`` field for one normalized image [3, H, W]."""
-    score = float(score_batch(stats, network, tensor.unsqueeze(0))[0])
+def assess(
+    stats: OODStats, network: nn.Module, tensor: torch.Tensor, logits: np.ndarray | None = None
+) -> dict[str, float | bool]:
+    """The API's ``ood`` field for one normalized image [3, H, W].
+
+    ``logits``: the served network's logits for this image when the caller already has them;
+    the energy score needs nothing else, so no second forward pass is run.
+    """
+    if stats.method == "energy" and logits is not None:
+        score = float(-torch.logsumexp(torch.from_numpy(logits).double(), dim=0))
+    else:
+        score = float(score_batch(stats, network, tensor.unsqueeze(0))[0])
     return {"score": round(score, 4), "threshold": round(stats.threshold, 4), "unfamiliar": score > stats.threshold}
 
 

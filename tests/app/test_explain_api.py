@@ -265,6 +265,12 @@ def test_activations_report_ood_and_take_checkpoints(client: TestClient) -> None
     assert final["checkpoint"] is None
     ood = final["ood"]
     assert set(ood) == {"score", "threshold", "unfamiliar"} and ood["unfamiliar"] == (ood["score"] > ood["threshold"])
+    # Independent: the energy score is minus the log-sum-exp of a plain forward pass's logits.
+    entry = client.app.state.registry["tiny"]  # type: ignore[attr-defined]
+    x = entry.preprocess(Image.open(io.BytesIO(picture())).convert("RGB"))[None]
+    with torch.no_grad():
+        logits = entry.network(x)[0].double()
+    assert ood["score"] == pytest.approx(float(-torch.logsumexp(logits, 0)), abs=1e-3)
     init = post(client, f"{BASE}/activations", layers="features.1", checkpoint="init").json()
     assert init["checkpoint"] == "init"
     assert init["layers"][0]["hi"] != final["layers"][0]["hi"]  # a different network, not the cache
