@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from app.errors import install_error_handlers
 from app.inference import Engine
 from app.middleware import install_middleware
-from app.routes import api, explain, health, pages
+from app.routes import api, docs, explain, health, pages
 from app.routes.pages import ROOT
 from app.settings import Settings, get_settings
 from models.registry import load_registry
@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description="Per-layer activations, predictions and explanations of AlexNet-style CNNs.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by app.routes.docs
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -48,7 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(explain.router)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=str(ROOT / "static")), name="static")
+    app.mount(docs.SWAGGER_URL, StaticFiles(directory=str(docs.SWAGGER_DIR)), name="swagger-ui")
     return app
 
 
