@@ -18,17 +18,43 @@ async function problem(response) {
   }
 }
 
-export async function listModels() {
-  const response = await fetch('/api/v1/models');
+const base = (modelId) => `/api/v1/models/${encodeURIComponent(modelId)}`;
+const query = (params) => {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v != null && v !== '') q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : '';
+};
+
+async function call(url, { signal, blob, as = 'json' } = {}) {
+  let init = { signal };
+  if (blob) {
+    const body = new FormData();
+    body.append('image', blob, blob.name || 'picture');
+    init = { method: 'POST', body, signal };
+  }
+  const response = await fetch(url, init);
   if (!response.ok) throw await problem(response);
-  return response.json();
+  return as === 'blob' ? response.blob() : response.json();
 }
 
-export async function analyze(modelId, blob, { signal, topK = 5 } = {}) {
-  const body = new FormData();
-  body.append('image', blob, blob.name || 'picture');
-  const url = `/api/v1/models/${encodeURIComponent(modelId)}/activations?top_k=${topK}`;
-  const response = await fetch(url, { method: 'POST', body, signal });
-  if (!response.ok) throw await problem(response);
-  return response.json();
-}
+export const listModels = () => call('/api/v1/models');
+
+export const analyze = (modelId, blob, { signal, topK = 5, checkpoint } = {}) =>
+  call(`${base(modelId)}/activations${query({ top_k: topK, checkpoint })}`, { signal, blob });
+
+// Explanations (issue 5): first-layer filters, Grad-CAM, guided backprop, dissected units.
+export const filters = (modelId, { checkpoint, signal } = {}) =>
+  call(`${base(modelId)}/filters${query({ layer: 'features.0', checkpoint, scale: 4 })}`, { signal });
+
+export const gradcam = (modelId, blob, { classIndex, layer, signal } = {}) =>
+  call(`${base(modelId)}/gradcam${query({ class_index: classIndex, layer })}`, { signal, blob });
+
+const unitPath = (modelId, layer, c) => `${base(modelId)}/units/${encodeURIComponent(layer)}/${c}`;
+
+export const backprop = (modelId, layer, c, blob, { signal } = {}) =>
+  call(`${unitPath(modelId, layer, c)}/backprop`, { signal, blob, as: 'blob' });
+
+export const unit = (modelId, layer, c, { signal } = {}) => call(unitPath(modelId, layer, c), { signal });
+
+export const units = (modelId, layer, { signal } = {}) => call(`${base(modelId)}/units${query({ layer })}`, { signal });

@@ -9,6 +9,12 @@ export const setHover = (fn) => { onHover = fn; };
 const TOP = 8;
 const openGrids = new Set(); // layer names whose full grid is open (kept across pictures)
 let drawn = []; // every canvas on the page: [canvas, maps, channel]
+let labels = new Map(); // layer name -> dissection records by channel (see GET .../units)
+let namedOnly = false;
+
+export const setLabels = (map) => { labels = map; };
+export const setNamedOnly = (on) => { namedOnly = on; };
+export const labelOf = (layerName, c) => labels.get(layerName)?.[c] || null;
 
 function mapButton(maps, c, view, onOpen, large) {
   const { layer } = maps;
@@ -22,7 +28,16 @@ function mapButton(maps, c, view, onOpen, large) {
     type: 'button', class: large ? 'map-btn large' : 'map-btn', title: t('map_button', { layer: layer.title, c }),
     'data-layer': layer.name, 'data-channel': String(c),
   }, [canvas]);
-  if (large) button.append(el('span', { class: 'map-caption', 'aria-hidden': 'true', text: t('channel_short', { c }) }));
+  const unit = labelOf(layer.name, c);
+  if (unit?.named) {
+    canvas.setAttribute('aria-label', `${label} ${t('unit_title', { layer: layer.title, c, description: unit.description, iou: num(unit.iou, 2) })}`);
+    button.classList.add('named');
+  }
+  if (large) {
+    const caption = el('span', { class: 'map-caption', 'aria-hidden': 'true', text: t('channel_short', { c }) });
+    if (unit?.named) caption.append(' ', el('b', { class: 'unit-tag', text: t('unit_caption', { label: unit.label, iou: num(unit.iou, 2) }) }));
+    button.append(caption);
+  }
   if (maps.isDead(c)) button.classList.add('dead');
   button.addEventListener('click', () => onOpen(maps, c));
   canvas.addEventListener('pointermove', (e) => onHover(maps, ...cellAt(e, maps)));
@@ -30,16 +45,25 @@ function mapButton(maps, c, view, onOpen, large) {
   return button;
 }
 
+// The channels a layer shows: all, or with the toggle on only those dissection names.
+function shownChannels(maps) {
+  const all = [...Array(maps.channels).keys()];
+  const records = labels.get(maps.layer.name);
+  return namedOnly && records ? all.filter((c) => records[c]?.named) : all;
+}
+
 function fillGrid(grid, maps, view, onOpen) {
   if (grid.childElementCount) return;
-  for (let c = 0; c < maps.channels; c++) grid.append(mapButton(maps, c, view, onOpen, false));
+  for (const c of shownChannels(maps)) grid.append(mapButton(maps, c, view, onOpen, false));
 }
 
 function layerBlock(maps, view, onOpen) {
   const { layer } = maps;
   const top = el('div', { class: 'maps' });
   const settings = view();
-  for (const c of maps.ranking().slice(0, TOP)) top.append(mapButton(maps, c, settings, onOpen, true));
+  const channels = new Set(shownChannels(maps));
+  for (const c of maps.ranking().filter((k) => channels.has(k)).slice(0, TOP)) top.append(mapButton(maps, c, settings, onOpen, true));
+  if (!channels.size) top.append(el('p', { class: 'none-named', text: t('named_none') }));
   const grid = el('div', { class: 'grid', id: `grid-${layer.name.replace(/\W/g, '-')}` });
   const toggle = el('button', {
     type: 'button', class: 'btn btn-quiet show-all', 'aria-expanded': 'false', 'aria-controls': grid.id,
@@ -47,7 +71,7 @@ function layerBlock(maps, view, onOpen) {
   const setOpen = (open) => {
     grid.hidden = !open;
     toggle.setAttribute('aria-expanded', String(open));
-    toggle.textContent = open ? t('hide_all') : t('show_all', { n: maps.channels });
+    toggle.textContent = open ? t('hide_all') : t('show_all', { n: channels.size });
     if (open) fillGrid(grid, maps, view(), onOpen);
   };
   toggle.addEventListener('click', () => {

@@ -1,17 +1,21 @@
 // Wiring: settings and URL state, a picture in, every band drawn, the up-close view, classroom.
-import { analyze, listModels } from './api.js';
-import { redrawAll, renderBands, setHover } from './bands.js';
+import { analyze, listModels, units } from './api.js';
+import { labelOf, redrawAll, renderBands, setHover, setLabels, setNamedOnly } from './bands.js';
+import { initCheckpoint, setCheckpoints } from './checkpoint.js';
 import * as classroom from './classroom.js';
 import { closeCloseup, initCloseup, isOpen, openCloseup } from './closeup.js';
 import { gradient } from './colormap.js';
-import { $, $$, el } from './dom.js';
+import { $, $$, el, num } from './dom.js';
 import { applyLevel } from './explain.js';
-import { loadTexts, t, texts } from './i18n.js';
+import { showFilters } from './filters.js';
+import { clearCam, showCam } from './gradcam.js';
+import { fill, loadTexts, t, texts } from './i18n.js';
 import { initInputs, loadFirstSample, markChosen } from './inputs.js';
-import { renderPredictions } from './predictions.js';
+import { renderOod, renderPredictions } from './predictions.js';
 import { LayerMaps } from './render.js';
 import { fieldOf, placeBox } from './rf.js';
 import { LEVELS, readState, writeState } from './state.js';
+import { clearUnit, showUnit } from './unitinfo.js';
 import { initWebcam, isLive } from './webcam.js';
 
 const state = { level: 'adult', norm: 'channel', cmap: 'viridis', ...readState() };
@@ -20,6 +24,8 @@ let lastBlob = null;
 let shown = null; // {result, maps: LayerMaps[]}
 let controller = null;
 let pendingCloseup = state.layer != null && state.channel != null;
+let dissection = new Map(); // layer name -> unit records of the current model (final weights)
+let labelsFor = null; // the model id `dissection` belongs to
 
 const model = () => models.find((m) => m.id === state.model);
 const view = () => ({ norm: state.norm, cmap: state.cmap });
@@ -39,9 +45,47 @@ function levelContext() {
   };
 }
 
+function oodWords(ood) {
+  const words = texts().ood?.[state.level] || texts().ood?.adult || '';
+  return fill(words, { score: num(ood?.score ?? NaN), threshold: num(ood?.threshold ?? NaN) });
+}
+
 function applyWords() {
   applyLevel(state.level, levelContext());
   classroom.refreshDots();
+  if (shown) renderOod(shown.result.ood, oodWords(shown.result.ood));
+}
+
+// Dissection labels only describe the finished weights: none while a training checkpoint is shown.
+function applyLabels() {
+  const on = !state.checkpoint && labelsFor === state.model && [...dissection.values()].some((r) => r.some((u) => u?.named));
+  setLabels(on ? dissection : new Map());
+  setNamedOnly(on && state.named === '1');
+  $('#named-wrap').hidden = !on;
+  $('#named-only').checked = state.named === '1';
+  if (shown) renderBands(shown.maps, view, openChannel);
+}
+
+async function loadLabels() {
+  const m = model();
+  dissection = new Map();
+  labelsFor = null;
+  applyLabels();
+  if (!m?.available) return;
+  try {
+    const layers = await Promise.all(m.default_layers.map((name) => units(m.id, name)));
+    if (model() !== m) return;
+    for (const body of layers) {
+      if (!body.dissected) continue;
+      const byChannel = [];
+      for (const u of body.units) byChannel[u.channel] = u;
+      dissection.set(body.layer, byChannel);
+    }
+    labelsFor = m.id;
+    applyLabels();
+  } catch {
+    // The labels are an extra: the maps work without them.
+  }
 }
 
 function renderModelNote() {
@@ -79,6 +123,9 @@ function clearResult() {
   for (const node of $$('.band .layers, #predictions')) node.replaceChildren();
   $('#seen').hidden = true;
   $('#verdict').hidden = true;
+  $('#pred-hint').hidden = true;
+  clearCam();
+  renderOod(null, '');
   $('#timing').textContent = '';
   document.body.classList.remove('has-result');
 }
@@ -96,6 +143,15 @@ function openChannel(maps, c) {
   state.channel = c;
   saveState();
   openCloseup(maps, c, { seenSrc: shown.result.input.preprocessed, inputSize: model()?.input_size || maps.w, view: view() });
+  showUnit({
+    model: model(), layer: maps.layer, c, blob: lastBlob, label: labelOf(maps.layer.name, c),
+    note: state.checkpoint ? t('ckpt_note') : '',
+  });
+}
+
+function pickPrediction(prediction, button) {
+  if (!shown || !lastBlob) return;
+  showCam(model(), lastBlob, prediction, button, shown.result.input.preprocessed);
 }
 
 async function show(result, { live = false } = {}) {
@@ -107,7 +163,10 @@ async function show(result, { live = false } = {}) {
   seen.alt = t('input_label', { size: model()?.input_size ?? '' });
   seen.hidden = false;
   renderBands(maps, view, openChannel);
-  renderPredictions(result.predictions, { trained: model()?.trained !== false });
+  clearCam();
+  // Grad-CAM explains the finished weights, so it is offered only when those made the predictions.
+  renderPredictions(result.predictions, { trained: model()?.trained !== false, onPick: state.checkpoint ? null : pickPrediction });
+  renderOod(result.ood, oodWords(result.ood));
   document.body.classList.add('has-result');
   applyWords();
   $('#timing').textContent = t('timing', { ms: Math.round(result.timings_ms?.total ?? 0) });
@@ -139,7 +198,7 @@ async function run(blob, { live = false } = {}) {
   const mine = controller;
   if (!live) setStatus(t('working'), 'busy');
   try {
-    const result = await analyze(m.id, blob, { signal: mine.signal });
+    const result = await analyze(m.id, blob, { signal: mine.signal, checkpoint: state.checkpoint });
     if (mine.signal.aborted) return;
     if (!live) performance.mark('ls:response');
     await show(result, { live });
@@ -171,6 +230,10 @@ function choose(id, value, key) {
       renderModelNote();
       closeCloseup();
       clearResult();
+      state.checkpoint = setCheckpoints(model(), null);
+      saveState();
+      showFilters(model(), state.checkpoint);
+      loadLabels();
       if (lastBlob) run(lastBlob);
       else applyWords();
     }
@@ -186,13 +249,29 @@ async function main() {
   choose('#level', state.level, 'level');
   choose('#norm', state.norm, 'norm');
   choose('#cmap', state.cmap, 'cmap');
+  state.checkpoint = setCheckpoints(model(), state.checkpoint);
   saveState();
+  showFilters(model(), state.checkpoint);
+  loadLabels();
+  initCheckpoint((name) => {
+    state.checkpoint = name;
+    saveState();
+    showFilters(model(), name);
+    applyLabels();
+    if (lastBlob) run(lastBlob);
+  });
+  $('#named-only').addEventListener('change', (e) => {
+    state.named = e.target.checked ? '1' : null;
+    saveState();
+    applyLabels();
+  });
   renderModelNote();
   applyWords();
   paintLegend();
 
   initCloseup({
     onClose: () => {
+      clearUnit();
       state.layer = null;
       state.channel = null;
       saveState();

@@ -1,8 +1,8 @@
-// The top-k predictions as labelled bars.
+// The top-k predictions as labelled bars; each row is a button that asks for its Grad-CAM.
 import { $, el, pct } from './dom.js';
 import { t } from './i18n.js';
 
-export function renderPredictions(predictions, { trained = true } = {}) {
+export function renderPredictions(predictions, { trained = true, onPick = null } = {}) {
   const list = $('#predictions');
   list.replaceChildren();
   list.setAttribute('aria-label', t('predictions_label', { k: predictions.length }));
@@ -10,17 +10,36 @@ export function renderPredictions(predictions, { trained = true } = {}) {
   predictions.forEach((p, rank) => {
     const bar = el('span', { class: 'bar' });
     bar.style.setProperty('--w', `${Math.max(1, (p.probability / best) * 100).toFixed(1)}%`);
-    list.append(el('li', { class: rank === 0 ? 'pred top' : 'pred' }, [
+    const parts = [
       el('span', { class: 'pred-label', text: p.label }),
-      el('span', { class: 'pred-pct', text: `${pct(p.probability)} %` }),
+      el('span', { class: 'pred-pct', text: `${pct(p.probability)} %` }),
       el('span', { class: 'track', 'aria-hidden': 'true' }, [bar]),
-    ]));
+    ];
+    let row = parts;
+    if (onPick) {
+      const button = el('button', {
+        type: 'button', class: 'pred-btn', 'aria-pressed': 'false', title: t('pred_button', { label: p.label }),
+        'data-index': String(p.index),
+      }, parts);
+      button.addEventListener('click', () => onPick(p, button));
+      row = [button];
+    }
+    list.append(el('li', { class: `${rank === 0 ? 'pred top' : 'pred'}${onPick ? ' pickable' : ''}` }, row));
   });
   if (!trained) list.append(el('li', { class: 'pred-note', text: t('untrained') }));
+  $('#pred-hint').hidden = !onPick || !predictions.length;
   const best1 = predictions[0];
   $('#verdict').hidden = !best1;
   if (best1) {
     $('#verdict-label').textContent = best1.label;
     $('#verdict-pct').textContent = t(trained ? 'verdict_pct' : 'verdict_untrained', { pct: pct(best1.probability) });
   }
+}
+
+// Unfamiliar input (tiny only): a plain-words notice near the prediction.
+export function renderOod(ood, words) {
+  const note = $('#ood');
+  const on = Boolean(ood?.unfamiliar);
+  note.hidden = !on;
+  note.textContent = on ? words : '';
 }

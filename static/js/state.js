@@ -1,7 +1,8 @@
-// Shareable state in the query string: model, level, layer, channel, norm, cmap (never the image).
-const KEYS = ['model', 'level', 'layer', 'channel', 'norm', 'cmap'];
+// Shareable state in the query string: model, level, layer, channel, norm, cmap, the training
+// checkpoint and the named-units filter (never the image).
+const KEYS = ['model', 'level', 'layer', 'channel', 'norm', 'cmap', 'checkpoint', 'named'];
 export const LEVELS = ['child', 'teen', 'adult', 'student', 'expert'];
-const CHOICES = { level: LEVELS, norm: ['channel', 'layer'], cmap: ['viridis', 'grey'] };
+const CHOICES = { level: LEVELS, norm: ['channel', 'layer'], cmap: ['viridis', 'grey'], named: ['1'] };
 
 export function readState(search = location.search) {
   const params = new URLSearchParams(search);
