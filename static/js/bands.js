@@ -30,12 +30,12 @@ function mapButton(maps, c, view, onOpen, large) {
   }, [canvas]);
   const unit = labelOf(layer.name, c);
   if (unit?.named) {
-    canvas.setAttribute('aria-label', `${label} ${t('unit_title', { layer: layer.title, c, description: unit.description, iou: num(unit.iou, 2) })}`);
+    canvas.setAttribute('aria-label', `${label} ${t('unit_title', { layer: layer.title, c, description: unit.description, iou: unit.iou.toFixed(2) })}`);
     button.classList.add('named');
   }
   if (large) {
     const caption = el('span', { class: 'map-caption', 'aria-hidden': 'true', text: t('channel_short', { c }) });
-    if (unit?.named) caption.append(' ', el('b', { class: 'unit-tag', text: t('unit_caption', { label: unit.label, iou: num(unit.iou, 2) }) }));
+    if (unit?.named) caption.append(' ', el('b', { class: 'unit-tag', text: t('unit_caption', { label: unit.label, iou: unit.iou.toFixed(2) }) }));
     button.append(caption);
   }
   if (maps.isDead(c)) button.classList.add('dead');
@@ -71,7 +71,7 @@ function layerBlock(maps, view, onOpen) {
   const setOpen = (open) => {
     grid.hidden = !open;
     toggle.setAttribute('aria-expanded', String(open));
-    toggle.textContent = open ? t('hide_all') : t('show_all', { n: channels.size });
+    toggle.textContent = open ? t('hide_all') : t(channels.size < maps.channels ? 'show_named' : 'show_all', { n: channels.size });
     if (open) fillGrid(grid, maps, view(), onOpen);
   };
   toggle.addEventListener('click', () => {

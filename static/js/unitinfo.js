@@ -1,7 +1,7 @@
 // One unit in the close-up: its dissection label, its feature visualization ("what it looks
 // for in general"), its top-9 patches and guided backprop on your picture ("what it sees here").
 // Everything loads in the background; AlexNet's pictures are computed on demand (slow).
-import { $, num } from './dom.js';
+import { $ } from './dom.js';
 import { backprop, unit } from './api.js';
 import { t } from './i18n.js';
 
@@ -9,7 +9,7 @@ let controller = null;
 let backpropUrl = null;
 
 export function unitTitle(layerTitle, c, info) {
-  if (info?.named) return t('unit_title', { layer: layerTitle, c, description: info.description, iou: num(info.iou, 2) });
+  if (info?.named) return t('unit_title', { layer: layerTitle, c, description: info.description, iou: Number(info.iou).toFixed(2) });
   if (info?.description) return t('unit_other', { layer: layerTitle, c, description: info.description });
   return t('unit_unnamed', { layer: layerTitle, c });
 }

@@ -117,6 +117,7 @@ def test_closeup_shows_what_a_unit_looks_for(server: str, page_factory: Any, lay
     for img in ("#featvis", "#patches", "#backprop"):
         assert page.locator(img).get_attribute("alt")
     assert page.locator("#unit-busy").is_hidden()
+    page.locator("#unit").scroll_into_view_if_needed()
     screenshot(page, f"laptop-explain-unit-{layer}")
     page.keyboard.press("Escape")
     assert page.locator("#uv-featvis").is_hidden()
@@ -138,7 +139,7 @@ def test_named_units_toggle_and_labels(server: str, page_factory: Any) -> None:
     assert query(page)["named"] == "1"
     assert page.locator('.band[data-stage="edges"] .none-named').is_visible()
     objects = page.locator('.layer[data-layer="features.11"]')
-    assert f"Show all {named} channels" == objects.locator(".show-all").text_content()
+    assert f"Show all {named} named units" == objects.locator(".show-all").text_content()
     caption = objects.locator(".map-caption .unit-tag").first.text_content()
     assert caption and caption.split()[-1].replace(".", "").isdigit()
     page.locator('.band[data-stage="parts"]').scroll_into_view_if_needed()
