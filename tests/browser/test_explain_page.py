@@ -221,8 +221,11 @@ def test_alexnet_unit_shows_progress_and_page_stays_usable(server: str, page_fac
     page.locator('.layer[data-layer="features.11"] .maps .map-btn').first.click()
     busy = page.locator("#unit-busy")
     assert busy.is_visible() and "takes a while for AlexNet" in busy.text_content()
-    wait_until(page, "getComputedStyle(document.querySelector('#unit-busy'), '::before').animationName === 'spin'"
-               " || matchMedia('(prefers-reduced-motion: reduce)').matches")
+    wait_until(
+        page,
+        "getComputedStyle(document.querySelector('#unit-busy'), '::before').animationName === 'spin'"
+        " || matchMedia('(prefers-reduced-motion: reduce)').matches",
+    )
     screenshot(page, "laptop-explain-alexnet-busy")
     page.keyboard.press("Escape")
     assert page.locator("#closeup").is_hidden()
