@@ -40,7 +40,7 @@ function mapButton(maps, c, view, onOpen, large) {
   }
   if (maps.isDead(c)) button.classList.add('dead');
   button.addEventListener('click', () => onOpen(maps, c));
-  canvas.addEventListener('pointermove', (e) => onHover(maps, ...cellAt(e, maps)));
+  canvas.addEventListener('pointermove', (e) => onHover(maps, ...cellAt(e, maps), c));
   canvas.addEventListener('pointerleave', () => onHover(null));
   return button;
 }

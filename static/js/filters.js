@@ -6,6 +6,7 @@ import { t } from './i18n.js';
 
 const GAP = 3;
 let controller = null;
+let layout = null; // {n, columns, tw, th, width, height} of the drawn canvas
 const cache = new Map(); // "model|checkpoint" -> response
 
 function draw(body, image) {
@@ -25,6 +26,19 @@ function draw(body, image) {
     ctx.drawImage(image, sx, sy, tw, th, (c % columns) * (tw + GAP), Math.floor(c / columns) * (th + GAP), tw, th);
   }
   canvas.dataset.filters = String(n);
+  layout = { n, columns, tw, th, width: canvas.width, height: canvas.height };
+}
+
+// Outline filter c (the detector of edge map c) while its map is pointed at; null hides it.
+export function highlightFilter(c) {
+  const box = $('#filter-box');
+  box.hidden = c == null || !layout || c >= layout.n || $('#filters').hidden;
+  if (box.hidden) return;
+  const { columns, tw, th, width, height } = layout;
+  Object.assign(box.style, {
+    left: `${(((c % columns) * (tw + GAP)) / width) * 100}%`, top: `${((Math.floor(c / columns) * (th + GAP)) / height) * 100}%`,
+    width: `${(tw / width) * 100}%`, height: `${(th / height) * 100}%`,
+  });
 }
 
 // Load and draw the filters of `model` at `checkpoint` (null: the served weights).

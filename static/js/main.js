@@ -7,7 +7,7 @@ import { closeCloseup, initCloseup, isOpen, openCloseup } from './closeup.js';
 import { gradient } from './colormap.js';
 import { $, $$, el, num } from './dom.js';
 import { applyLevel } from './explain.js';
-import { showFilters } from './filters.js';
+import { highlightFilter, showFilters } from './filters.js';
 import { clearCam, showCam } from './gradcam.js';
 import { fill, loadTexts, t, texts } from './i18n.js';
 import { initInputs, loadFirstSample, markChosen } from './inputs.js';
@@ -279,8 +279,9 @@ async function main() {
   });
   // Pointing at a pixel of any map outlines, on the input, the patch that pixel looks at.
   // When the input has scrolled out of view, a small copy of it follows in a corner.
-  setHover((maps, i, j) => {
+  setHover((maps, i, j, c) => {
     const on = Boolean(maps && shown);
+    highlightFilter(on && maps.layer.stage === 'edges' ? c : null);
     const rect = $('#seen').getBoundingClientRect();
     const away = on && (rect.bottom < 80 || rect.top > innerHeight);
     $('#seen-rf').hidden = !on || away;

@@ -59,6 +59,19 @@ def test_filters_beside_the_edges_band(server: str, page_factory: Any) -> None:
     assert stats["distinct"] > 50, "the filters are blank"
     upload(page)
     page.locator('.band[data-stage="edges"]').scroll_into_view_if_needed()
+    # Pointing at edge map c outlines filter c.
+    first = page.locator('.band[data-stage="edges"] .maps .map-btn').first
+    first.locator("canvas").hover()
+    box = page.locator("#filter-box")
+    assert box.is_visible()
+    c = int(first.get_attribute("data-channel"))
+    grid = page.locator("#filters-canvas").bounding_box()
+    spot = box.bounding_box()
+    column, row = (
+        round((spot["x"] - grid["x"]) / (grid["width"] / 7)),
+        round((spot["y"] - grid["y"]) / (grid["width"] / 7)),
+    )
+    assert (row, column) == divmod(c, 7)
     screenshot(page, "laptop-explain-filters")
 
 
