@@ -151,6 +151,7 @@ function openChannel(maps, c) {
 
 function pickPrediction(prediction, button) {
   if (!shown || !lastBlob) return;
+  if (button.getAttribute('aria-pressed') === 'true') return clearCam(); // a second press hides it
   showCam(model(), lastBlob, prediction, button, shown.result.input.preprocessed);
 }
 

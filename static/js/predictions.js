@@ -42,4 +42,5 @@ export function renderOod(ood, words) {
   const on = Boolean(ood?.unfamiliar);
   note.hidden = !on;
   note.textContent = on ? words : '';
+  $('#verdict-ood').hidden = !on;
 }

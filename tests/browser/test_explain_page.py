@@ -99,6 +99,8 @@ def test_prediction_click_shows_gradcam(server: str, page_factory: Any) -> None:
     first.focus()
     page.keyboard.press("Enter")
     wait_until(page, "document.querySelector('#predictions .pred-btn').getAttribute('aria-pressed') === 'true'")
+    page.keyboard.press("Enter")  # a second press hides the heat map
+    assert page.locator("#cam").is_hidden() and first.get_attribute("aria-pressed") == "false"
     # A new picture clears the old heat map.
     upload(page, ROOT / "static" / "samples" / "world-house.png")
     assert page.locator("#cam").is_hidden()
@@ -203,6 +205,7 @@ def test_unfamiliar_notice_follows_the_server(server: str, page_factory: Any) ->
         ood = answer.value.json()["ood"]
         assert ood is not None
         assert page.locator("#ood").is_visible() == ood["unfamiliar"], photo.name
+        assert page.locator("#verdict-ood").is_visible() == ood["unfamiliar"], photo.name
 
     # Whatever the shipped threshold says about our samples, an unfamiliar answer shows the notice.
     body = page.evaluate(ANALYZE, "/static/samples/" + PHOTO.name)
@@ -215,6 +218,7 @@ def test_unfamiliar_notice_follows_the_server(server: str, page_factory: Any) ->
     notice = page.locator("#ood")
     assert notice.is_visible()
     assert "doesn't look like the parts world" in notice.text_content()
+    assert page.locator("#verdict-ood").is_visible()
     page.locator('.band[data-stage="prediction"]').scroll_into_view_if_needed()
     screenshot(page, "laptop-explain-ood")
     page.select_option("#level", "expert")
