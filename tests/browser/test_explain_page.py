@@ -249,3 +249,19 @@ def test_alexnet_unit_shows_progress_and_page_stays_usable(server: str, page_fac
     page.locator("#predictions .pred-btn").first.click()
     wait_until(page, "!document.querySelector('#cam').classList.contains('busy')")
     assert page.locator("#cam-heat").evaluate("img => img.naturalWidth") == 224
+
+
+def test_explanations_fit_a_phone(server: str, page_factory: Any) -> None:
+    page, _ = page_factory(390, 844, is_mobile=True, has_touch=True, device_scale_factor=2)
+    visit(page, server)
+    upload(page)
+    page.locator("#predictions .pred-btn").nth(1).tap()
+    wait_until(page, "!document.querySelector('#cam').classList.contains('busy')")
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth + 1")
+    page.locator("#cam").scroll_into_view_if_needed()
+    screenshot(page, "phone-explain-gradcam")
+    page.locator('.layer[data-layer="features.11"] .maps .map-btn').first.tap()
+    page.wait_for_selector("#uv-backprop:not([hidden])")
+    page.wait_for_selector("#uv-patches:not([hidden])")
+    page.locator("#unit").scroll_into_view_if_needed()
+    screenshot(page, "phone-explain-unit")
