@@ -26,7 +26,7 @@ from app.intake import read_image_bytes
 from app.routes.api import IMAGE_BODY, NO_STORE
 from models.explain import assets
 from models.explain.checkpoints import UnknownCheckpoint, network_for, resolve_checkpoint
-from models.explain.featvis import VisConfig, visualize
+from models.explain.featvis import VisConfig, Visualization
 from models.explain.filters import NotDrawable, filter_atlas
 from models.explain.gradcam import gradcam as compute_gradcam
 from models.explain.guided import guided_backprop
@@ -49,6 +49,7 @@ _FEATVIS: dict[tuple[str, str, str, int], bytes] = {}
 _FEATVIS_LOCK = threading.Lock()
 FEATVIS_CACHE_UNITS = 512
 ON_DEMAND_STEPS = 96
+FEATVIS_SLICE_STEPS = 4  # steps per turn on the inference thread (well under a second)
 
 
 def parse_checkpoint(entry: ModelEntry, raw: str | None) -> str | None:
@@ -301,30 +302,39 @@ def _sprite_json(entry: ModelEntry, kind: str, layer: str) -> dict[str, Any] | N
     }
 
 
-def _featvis_png(entry: ModelEntry, layer: str, channel: int) -> tuple[bytes, str]:
-    shipped = assets.unit_featvis(entry.weights_source, layer, channel)
+async def _featvis_png(
+    entry: ModelEntry, engine: Engine, request: Request, layer: str, channel: int
+) -> tuple[bytes, str]:
+    shipped = await engine.run(lambda: assets.unit_featvis(entry.weights_source, layer, channel))
     if shipped is not None:
         return png_bytes(np.ascontiguousarray(shipped)), "precomputed"
     key = (entry.id, entry.weights_source or "", layer, channel)
     with _FEATVIS_LOCK:
         cached = _FEATVIS.get(key)
-    if cached is None:
-        assert entry.network is not None
-        # Fewer steps than the shipped sprites: this holds the one inference thread, and
-        # AlexNet at 112 px costs ~10x the tiny model per step (seconds per unit).
-        size = 64 if entry.input_size <= 192 else 112
-        config = VisConfig(size=size, steps=ON_DEMAND_STEPS)
-        image = visualize(entry.network, layer, [channel], entry.mean, entry.std, config)[0]
-        cached = png_bytes(image)
-        with _FEATVIS_LOCK:
-            if len(_FEATVIS) >= FEATVIS_CACHE_UNITS:
-                _FEATVIS.pop(next(iter(_FEATVIS)))
-            _FEATVIS[key] = cached
+    if cached is not None:
+        return cached, "computed"
+    network = entry.network
+    assert network is not None
+    # AlexNet at 112 px costs ~10x the tiny model per step (seconds per unit). The run goes
+    # in short slices through the engine, so pictures queued meanwhile are served between
+    # them rather than after the whole run; a client that leaves stops it.
+    size = 64 if entry.input_size <= 192 else 112
+    config = VisConfig(size=size, steps=ON_DEMAND_STEPS)
+    run = await engine.run(lambda: Visualization(network, layer, [channel], entry.mean, entry.std, config))
+    while not await engine.run(lambda: run.step(FEATVIS_SLICE_STEPS)):
+        if await request.is_disconnected():
+            raise ProblemError(408, "client-left", "The client left before the visualization was done.")
+    cached = await engine.run(lambda: png_bytes(run.pixels()[0]))
+    with _FEATVIS_LOCK:
+        if len(_FEATVIS) >= FEATVIS_CACHE_UNITS:
+            _FEATVIS.pop(next(iter(_FEATVIS)))
+        _FEATVIS[key] = cached
     return cached, "computed"
 
 
 @router.get("/models/{model_id}/units/{layer}/{channel}", summary="One unit: label, feature visualization, top patches")
 async def get_unit(
+    request: Request,
     entry: AvailableModelDep,
     engine: EngineDep,
     layer: Annotated[str, PathParam(max_length=200)],
@@ -333,7 +343,7 @@ async def get_unit(
     name = _layer(entry, layer)
     _unit(await _shapes(entry, engine), name, channel)
     record = {r["channel"]: r for r in _dissection(entry).get(name, [])}.get(channel)
-    png, source = await engine.run(lambda: _featvis_png(entry, name, channel))
+    png, source = await _featvis_png(entry, engine, request, name, channel)
     strip = assets.unit_patches(entry.weights_source, name, channel)
     patches = None
     if strip is not None:

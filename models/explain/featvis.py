@@ -74,6 +74,66 @@ def _transform(images: torch.Tensor, config: VisConfig, rng: torch.Generator) ->
     return jitter(x)
 
 
+class Visualization:
+    """An activation-maximization run that can be advanced a few steps at a time.
+
+    The server runs on-demand visualizations in short slices on its one inference thread,
+    so other pictures are served between the slices instead of waiting for the whole run.
+    Stepping in slices gives exactly the images one uninterrupted run gives.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        layer: str,
+        channels: Sequence[int],
+        mean: Sequence[float],
+        std: Sequence[float],
+        config: VisConfig | None = None,
+    ) -> None:
+        self.network = network
+        self.config = config or VisConfig()
+        self.target = pre_activation(network, layer)
+        self.rng = torch.Generator().manual_seed(self.config.seed)
+        shape = (len(channels), 3, self.config.size, self.config.size // 2 + 1, 2)
+        self.spectrum = (0.01 * torch.randn(shape, generator=self.rng)).requires_grad_()
+        self.optimizer = torch.optim.Adam([self.spectrum], lr=self.config.lr)
+        self.mean = torch.tensor(list(mean)).view(1, 3, 1, 1)
+        self.std = torch.tensor(list(std)).view(1, 3, 1, 1)
+        self.index = torch.arange(len(channels))
+        self.chosen = torch.tensor(list(channels))
+        self.steps_done = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.steps_done >= self.config.steps
+
+    def step(self, count: int) -> bool:
+        """Run up to ``count`` more optimization steps; True once all steps are done."""
+        config = self.config
+        with torch.enable_grad():
+            for _ in range(min(count, config.steps - self.steps_done)):
+                images = _transform(to_rgb(self.spectrum, config.size, config.decay), config, self.rng)
+                with live_outputs(self.network, [self.target]) as outputs:
+                    self.network((images - self.mean) / self.std)
+                values = outputs[self.target][self.index, self.chosen]
+                if values.dim() == 3:  # a map: the centre unit, so the pattern is whole and centred
+                    values = values[:, values.shape[1] // 2, values.shape[2] // 2]
+                loss = -values.sum()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.steps_done += 1
+        return self.finished
+
+    def pixels(self) -> np.ndarray:
+        """The current images: uint8 [units, size, size, 3]."""
+        with torch.no_grad():
+            final = to_rgb(self.spectrum, self.config.size, self.config.decay)
+        pixels = np.rint(final.permute(0, 2, 3, 1).numpy() * 255).clip(0, 255).astype(np.uint8)
+        return np.ascontiguousarray(pixels)
+
+
 def visualize(
     network: nn.Module,
     layer: str,
@@ -83,33 +143,9 @@ def visualize(
     config: VisConfig | None = None,
 ) -> np.ndarray:
     """One image per unit of ``layer`` that excites it: uint8 [len(channels), size, size, 3]."""
-    config = config or VisConfig()
-    target = pre_activation(network, layer)
-    rng = torch.Generator().manual_seed(config.seed)
-    shape = (len(channels), 3, config.size, config.size // 2 + 1, 2)
-    spectrum = (0.01 * torch.randn(shape, generator=rng)).requires_grad_()
-    optimizer = torch.optim.Adam([spectrum], lr=config.lr)
-    mean_t = torch.tensor(list(mean)).view(1, 3, 1, 1)
-    std_t = torch.tensor(list(std)).view(1, 3, 1, 1)
-    index = torch.arange(len(channels))
-    chosen = torch.tensor(list(channels))
-    with torch.enable_grad():
-        for _ in range(config.steps):
-            images = _transform(to_rgb(spectrum, config.size, config.decay), config, rng)
-            with live_outputs(network, [target]) as outputs:
-                network((images - mean_t) / std_t)
-            out = outputs[target]
-            values = out[index, chosen]
-            if values.dim() == 3:  # a map: the centre unit, so the pattern is whole and centred
-                values = values[:, values.shape[1] // 2, values.shape[2] // 2]
-            loss = -values.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    with torch.no_grad():
-        final = to_rgb(spectrum, config.size, config.decay)
-    pixels = np.rint(final.permute(0, 2, 3, 1).numpy() * 255).clip(0, 255).astype(np.uint8)
-    return np.ascontiguousarray(pixels)
+    run = Visualization(network, layer, channels, mean, std, config)
+    run.step(run.config.steps)
+    return run.pixels()
 
 
 def centre_activation(

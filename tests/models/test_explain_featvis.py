@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.explain.featvis import VisConfig, centre_activation, to_rgb, visualize
+from models.explain.featvis import VisConfig, Visualization, centre_activation, to_rgb, visualize
 from models.explain.patches import crop, top_patches
 from models.geometry import Geometry
 from models.nets import MiniAlexNet, NetConfig
@@ -38,6 +38,19 @@ def test_visualization_beats_random_pictures_and_leaves_the_net_alone() -> None:
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert all(not m._forward_hooks for m in net.modules())
     assert all(m.inplace for m in net.modules() if isinstance(m, nn.ReLU))
+
+
+def test_a_run_in_slices_equals_one_uninterrupted_run() -> None:
+    """The server advances on-demand visualizations a few steps per turn on its thread."""
+    torch.manual_seed(1)
+    net = _prepare(MiniAlexNet(NetConfig(widths=(8, 16, 16, 16, 16), hidden=16)))
+    config = VisConfig(size=64, steps=10)
+    whole = visualize(net, "features.7", [2], MEAN, STD, config)
+    run = Visualization(net, "features.7", [2], MEAN, STD, config)
+    finished = [run.step(4), run.step(4), run.step(4)]
+    assert finished == [False, False, True] and run.steps_done == 10
+    assert np.array_equal(run.pixels(), whole)
+    assert run.step(4) and run.steps_done == 10  # past the end it does nothing more
 
 
 def test_crop_pads_with_grey() -> None:
