@@ -9,7 +9,7 @@ raises, so a misspelt layer can never come back as an empty result.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -31,19 +31,17 @@ def resolve_modules(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Modu
 
 
 @contextmanager
-def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
-    """Record the outputs of ``names`` during forward passes run inside the block.
-
-    Yields a dict that fills up as the model runs: layer name -> cloned output tensor.
-    """
+def _recording(
+    model: nn.Module, names: Sequence[str], keep: Callable[[torch.Tensor], torch.Tensor]
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Hooks that store ``keep(output)`` of each named module; removed in ``finally``."""
     targets = resolve_modules(model, names)
     outputs: dict[str, torch.Tensor] = {}
     handles: list[RemovableHandle] = []
 
     def make_hook(name: str):  # type: ignore[no-untyped-def]
         def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-            # Clone: the next in-place ReLU would otherwise rewrite what we keep.
-            outputs[name] = output.detach().clone()
+            outputs[name] = keep(output)
 
         return hook
 
@@ -57,6 +55,21 @@ def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.
     silent = [name for name in names if name not in outputs]
     if silent:
         raise CaptureError(f"layer(s) produced no output: {', '.join(silent)}")
+
+
+def _detached_copy(output: torch.Tensor) -> torch.Tensor:
+    # Clone: the next in-place ReLU would otherwise rewrite what we keep.
+    return output.detach().clone()
+
+
+@contextmanager
+def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of ``names`` during forward passes run inside the block.
+
+    Yields a dict that fills up as the model runs: layer name -> cloned output tensor.
+    """
+    with _recording(model, names, _detached_copy) as outputs:
+        yield outputs
 
 
 @contextmanager
@@ -141,23 +154,5 @@ def live_outputs(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, t
     feature visualization). Outputs are cloned, which keeps the graph but protects them
     from a following in-place ReLU. Hooks are removed in ``finally``.
     """
-    targets = resolve_modules(model, names)
-    outputs: dict[str, torch.Tensor] = {}
-    handles: list[RemovableHandle] = []
-
-    def make_hook(name: str):  # type: ignore[no-untyped-def]
-        def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-            outputs[name] = output.clone()
-
-        return hook
-
-    try:
-        for name, module in targets.items():
-            handles.append(module.register_forward_hook(make_hook(name)))
+    with _recording(model, names, torch.Tensor.clone) as outputs:
         yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
-    silent = [name for name in names if name not in outputs]
-    if silent:
-        raise CaptureError(f"layer(s) produced no output: {', '.join(silent)}")
