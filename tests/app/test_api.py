@@ -252,6 +252,24 @@ def test_hooks_are_gone_after_every_request_even_failed_ones(client: TestClient,
     assert hook_count() == 0
 
 
+def test_hooks_are_gone_after_a_forward_pass_that_raises(
+    client: TestClient, make_image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network = client.app.state.registry["tiny"].network  # type: ignore[attr-defined]
+
+    def broken(_x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("secret internal failure")
+
+    # The classifier runs after every captured layer: the hooks have fired when it raises.
+    monkeypatch.setattr(network.classifier, "forward", broken)
+    # Same app (its lifespan already ran), but answering like a real server instead of re-raising.
+    real = TestClient(client.app, raise_server_exceptions=False)
+    response = post(real, "tiny", make_image(40, 40, seed=13))
+    assert response.status_code == 500
+    assert response.json()["status"] == 500 and "secret" not in response.text
+    assert all(not m._forward_hooks for m in network.modules())
+
+
 def test_cache_returns_the_same_bytes(client: TestClient, make_image) -> None:
     data = make_image(48, 48, seed=12)
     first = post(client, "tiny", data)
