@@ -327,10 +327,19 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--workers", type=int, default=cfg.workers)
     p.add_argument("--threads", type=int, default=cfg.threads)
     p.add_argument("--out-dir", default=cfg.out_dir)
+    # The network's shape, so a run with larger deep maps (e.g. --conv1 7,2,3) is one command.
+    p.add_argument("--widths", default=",".join(map(str, cfg.widths)), help="five conv widths, e.g. 48,96,128,128,128")
+    p.add_argument("--conv1", default=f"{cfg.conv1_kernel},{cfg.conv1_stride},{cfg.conv1_padding}",
+                   help="conv1 kernel,stride,padding, e.g. 11,4,2")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    widths = tuple(int(w) for w in a.widths.split(","))
+    conv1 = tuple(int(v) for v in a.conv1.split(","))
+    if len(widths) != 5 or len(conv1) != 3:
+        p.error("--widths takes five numbers and --conv1 three (kernel,stride,padding)")
     cfg = replace(cfg, steps=a.steps, batch_size=a.batch_size, input_size=a.input_size, lr=a.lr,
-                  seed=a.seed, workers=a.workers, threads=a.threads, out_dir=a.out_dir)
+                  seed=a.seed, workers=a.workers, threads=a.threads, out_dir=a.out_dir,
+                  widths=widths, conv1_kernel=conv1[0], conv1_stride=conv1[1], conv1_padding=conv1[2])
     cfg.extra["progress"] = not a.no_progress
     return cfg
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
@@ -82,3 +83,13 @@ def test_tiny_run_writes_weights_metadata_and_snapshots(tmp_path) -> None:
 def test_main_parses_arguments(tmp_path) -> None:
     cfg = train.parse_args(["--steps", "7", "--input-size", "160", "--out-dir", str(tmp_path), "--no-progress"])
     assert (cfg.steps, cfg.input_size, cfg.out_dir, cfg.extra["progress"]) == (7, 160, str(tmp_path), False)
+    assert cfg.widths == train.TrainConfig().widths  # the shipped shape by default
+
+
+def test_network_shape_flags(tmp_path) -> None:
+    cfg = train.parse_args(["--widths", "32,64,96,96,128", "--conv1", "7,2,3", "--input-size", "128"])
+    net = cfg.net_config()
+    assert net.widths == (32, 64, 96, 96, 128)
+    assert (net.conv1_kernel, net.conv1_stride, net.conv1_padding) == (7, 2, 3)
+    with pytest.raises(SystemExit):
+        train.parse_args(["--conv1", "7,2"])
