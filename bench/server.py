@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from bench.common import ROOT, alexnet_weights
+from scripts.load import free_port
 
 
 @dataclass
@@ -42,13 +42,6 @@ class Server:
     def rss_mb(self) -> float:
         """Resident memory of the server process."""
         return self.memory_mb()["VmRSS"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from app.cli import main
 from app.main import create_app
 from app.settings import Settings
 from models import fetch
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,12 +85,6 @@ def test_extract_unknown_layer(tmp_path: Path, make_image) -> None:
     path = tmp_path / "a.png"
     path.write_bytes(make_image(32, 32))
     assert main(["extract", str(path), "--layers", "nope", "--out", str(tmp_path / "x.npz")]) == 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_serve_runs_the_real_server(tmp_path: Path) -> None:

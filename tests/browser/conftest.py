@@ -1,4 +1,4 @@
-"""Browser fixtures: the real app under uvicorn (with the strict CSP), Debian's Chromium via Playwright.
+"""Browser fixtures: the real app under uvicorn (with its own strict CSP), Debian's Chromium via Playwright.
 
 Every page gets a guard that fails the test on a console error, an uncaught exception or
 any request that would leave 127.0.0.1.
@@ -6,7 +6,6 @@ any request that would leave 127.0.0.1.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,15 +18,11 @@ import uvicorn
 
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; object-src 'none'; "
-    "base-uri 'none'"
-)
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -39,32 +34,6 @@ ARGS = [
 ]
 
 
-class CSPMiddleware:
-    """Test-only: serve every response with the production policy, so the tests enforce it."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_policy(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"]
-                message = {**message, "headers": [*headers, (b"content-security-policy", CSP.encode())]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_policy)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     url: str
@@ -74,7 +43,7 @@ class Server:
 
 def start_server(settings: Settings) -> Server:
     port = free_port()
-    config = uvicorn.Config(CSPMiddleware(create_app(settings)), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from app.middleware.headers import STRICT_CSP
 from tests.browser.conftest import ROOT, screenshot
 
 pytestmark = pytest.mark.browser
@@ -354,7 +355,7 @@ def test_html_has_no_inline_code_and_page_is_light(server: str, page_factory: An
     html = response.text()
     assert "<script>" not in html and not re.search(r"<script(?![^>]*\bsrc=)", html)
     assert not re.search(r"\sstyle=", html) and not re.search(r"\son[a-z]+=", html)
-    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    assert response.headers["content-security-policy"] == STRICT_CSP  # the production policy
     page.wait_for_selector("body.ready")
     upload(page)
     weight = page.evaluate("""() => performance.getEntriesByType('resource')
