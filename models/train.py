@@ -41,7 +41,7 @@ class TrainConfig:
 
     seed: int = 0
     world_seed: int = TRAIN_WORLD_SEED
-    input_size: int = 160
+    input_size: int = 128
     steps: int = 4500
     batch_size: int = 64
     lr: float = 0.05
@@ -53,10 +53,12 @@ class TrainConfig:
     threads: int = 2
     val_images: int = 330
     val_every: int = 400
-    widths: tuple[int, int, int, int, int] = (48, 96, 128, 128, 128)
-    conv1_kernel: int = 11
-    conv1_stride: int = 4
-    conv1_padding: int = 2
+    # 128 px with a 7x7 stride-2 conv1 gives 15x15 deep maps (the first shipped model,
+    # 160 px with AlexNet's 11x11 stride-4 conv1, had 9x9) at about the same compute.
+    widths: tuple[int, int, int, int, int] = (32, 64, 96, 96, 128)
+    conv1_kernel: int = 7
+    conv1_stride: int = 2
+    conv1_padding: int = 3
     hidden: int = 256
     dropout: float = 0.1
     out_dir: str = str(WEIGHTS_DIR)

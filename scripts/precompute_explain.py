@@ -38,6 +38,9 @@ from models.tinyweights import WEIGHTS_DIR, load_tiny, sha256_file
 
 LAYERS = ("features.4", "features.7", "features.9", "features.11")  # conv2..conv5 after ReLU
 PATCH_SEED, OOD_FIT_SEED, OOD_CAL_SEED, OOD_TEST_SEED, CAM_SEED = 23, 31, 37, 41, 43
+OOD_THRESHOLD_SEED = 39  # combined: the threshold is set on images the fit never saw
+# The shipped method; the others are written beside it (ood-<method>.npz) for comparison.
+OOD_METHODS = ("combined", "energy", "mahalanobis")
 
 
 def normalize(images: np.ndarray, meta: dict[str, Any]) -> torch.Tensor:
@@ -103,20 +106,33 @@ def make_patches(net: torch.nn.Module, meta: dict[str, Any], out: Path, count: i
 
 
 def make_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, sha: str, fit_n: int, cal_n: int,
-             percentile: float = 99.0) -> dict[str, Any]:
-    """Ship the energy score's threshold; keep Mahalanobis statistics beside it for comparison."""
+             percentile: float = 99.0, method: str = OOD_METHODS[0]) -> dict[str, Any]:
+    """Fit every OOD score; ship ``method`` as ood.npz, keep the others as ood-<name>.npz."""
     size = meta["input_size"]
     fit_x, fit_y, _ = world.generate_batch(OOD_FIT_SEED, 0, fit_n, size)
     cal_x, _, _ = world.generate_batch(OOD_CAL_SEED, 0, cal_n, size)
-    feats = np.concatenate([ood.features(net, normalize(fit_x[i:i + 128], meta)) for i in range(0, fit_n, 128)])
-    cal = np.concatenate([ood.features(net, normalize(cal_x[i:i + 128], meta)) for i in range(0, cal_n, 128)])
-    ood.calibrate(ood.fit(feats, fit_y), cal, percentile, sha).save(out / "ood-mahalanobis.npz")
-    energies = np.concatenate([ood.energy(net, normalize(cal_x[i:i + 128], meta)) for i in range(0, cal_n, 128)])
-    stats = ood.energy_stats(energies, percentile, sha)
-    stats.save(out / OOD_FILE)
-    print(f"ood: energy threshold {stats.threshold:.3f} ({percentile} percentile of {cal_n} images)", flush=True)
-    return {"method": "energy", "calibration_images": cal_n, "percentile": percentile, "threshold": stats.threshold,
-            "calibration_seed": OOD_CAL_SEED, "mahalanobis_fit_images": fit_n, "fit_seed": OOD_FIT_SEED}
+    thr_x, _, _ = world.generate_batch(OOD_THRESHOLD_SEED, 0, cal_n, size)
+
+    def batched(fn: Callable[[torch.Tensor], Any], x: np.ndarray) -> list[Any]:
+        return [fn(normalize(x[i:i + 128], meta)) for i in range(0, len(x), 128)]
+
+    feats = np.concatenate(batched(lambda b: ood.features(net, b), fit_x))
+    cal = np.concatenate(batched(lambda b: ood.features(net, b), cal_x))
+    made = {"mahalanobis": ood.calibrate(ood.fit(feats, fit_y), cal, percentile, sha)}
+    made["energy"] = ood.energy_stats(np.concatenate(batched(lambda b: ood.energy(net, b), cal_x)), percentile, sha)
+
+    def seen(x: np.ndarray) -> ood.Evidence:
+        return ood.Evidence.concat(batched(lambda b: ood.evidence(net, b), x))
+
+    made["combined"] = ood.combined_stats(seen(fit_x), fit_y, seen(cal_x), seen(thr_x), percentile, sha)
+    for name, stats in made.items():
+        stats.save(out / (OOD_FILE if name == method else f"ood-{name}.npz"))
+    print(f"ood: {method} threshold {made[method].threshold:.3f} ({percentile} percentile)", flush=True)
+    return {"method": method, "percentile": percentile, "threshold": made[method].threshold,
+            "fit_images": fit_n, "fit_seed": OOD_FIT_SEED, "calibration_images": cal_n,
+            "calibration_seed": OOD_CAL_SEED, "threshold_seed": OOD_THRESHOLD_SEED,
+            "gram_layers": list(ood.GRAM_LAYERS), "gram_powers": list(ood.GRAM_POWERS),
+            "parts_layer": ood.PARTS_LAYER}
 
 
 def measure_cam(net: torch.nn.Module, meta: dict[str, Any], count: int,
@@ -177,7 +193,7 @@ def real_photos(size: int, per_photo: int, seed: int = 0) -> tuple[dict[str, np.
 
 
 def measure_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, test_n: int) -> dict[str, Any]:
-    """AUROC of both scores: generated test images (familiar) vs real photo crops.
+    """AUROC of every score: generated test images (familiar) vs real photo crops.
 
     The photos are split in two halves (alternate names); the method was chosen on the
     first half only, so the second half's numbers are the unbiased ones.
@@ -189,8 +205,9 @@ def measure_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, test_n: i
         "generated_test_images": test_n, "generated_seed": OOD_TEST_SEED, "real_photos": len(names),
         "real_photo_names": names, "crops_per_photo": 20, "lfw_faces": len(groups["lfw_faces"]), **halves,
     }
-    for method, file in (("energy", OOD_FILE), ("mahalanobis", "ood-mahalanobis.npz")):
-        stats = ood.OODStats.load(out / file)
+    shipped = ood.OODStats.load(out / OOD_FILE).method
+    for method in OOD_METHODS:
+        stats = ood.OODStats.load(out / (OOD_FILE if method == shipped else f"ood-{method}.npz"))
 
         def score(x: np.ndarray, stats: ood.OODStats = stats) -> np.ndarray:
             return np.concatenate([ood.score_batch(stats, net, normalize(x[i:i + 128], meta))
@@ -255,6 +272,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=2000, help="generated images for top patches")
     p.add_argument("--steps", type=int, default=160, help="optimization steps per feature visualization")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ood-method", choices=OOD_METHODS, default=OOD_METHODS[0], help="the score to ship")
     p.add_argument("--ood-percentile", type=float, default=99.0,
                    help="threshold: this percentile of generated images' scores (95: more warnings)")
     a = p.parse_args()
@@ -285,7 +303,7 @@ def main() -> None:
 
     # Quick parts first, so an interrupted run still leaves the most useful files.
     if "ood" in parts:
-        metrics["ood"] = make_ood(net, meta, out, sha, 2200, 550, a.ood_percentile)
+        metrics["ood"] = make_ood(net, meta, out, sha, 2200, 550, a.ood_percentile, a.ood_method)
     if a.measure_ood:
         metrics["ood_measurement"] = measure_ood(net, meta, out, 550)
     if "cam" in parts:

@@ -1,12 +1,24 @@
 """Is this picture unlike anything the tiny model was trained on? An unfamiliarity score.
 
-Two scores are implemented; ``OODStats.method`` says which one a statistics file uses.
+Three scores are implemented; ``OODStats.method`` says which one a statistics file uses
+(models/weights/explain/README.md has the numbers and how the shipped one was chosen).
 
 * ``energy`` (Liu et al., 2020): minus the log-sum-exp of the logits. Familiar pictures
   give one confident, large logit (low energy); unfamiliar ones give small, flat logits.
-  It needs no fitted statistics. It is the shipped method: on held-out real photos it
-  separated them from generated images far better than Mahalanobis (see
-  models/weights/explain/README.md for the numbers and how the choice was made).
+  It needs no fitted statistics.
+* ``combined``: three views of one forward pass, each turned into a surprise (-log of the
+  share of held-out generated images at least as extreme) and added, Fisher's way of
+  joining tests:
+  - the energy of the logits: *what* the network thinks it sees;
+  - a Gram-matrix deviation of conv1 (after Sastry & Oore, 2020): *how the picture looks*.
+    For each conv1 channel the row sums of the p-th order Gram matrix
+    (sum_j sum_xy a_i^p a_j^p)^(1/p), p = 1..5, must lie within the range seen on
+    generated images of the predicted class; the score counts how far outside they fall.
+    Photos have textures and shading the parts world never draws;
+  - the Mahalanobis distance of conv5's spatial mean to the nearest class mean: *which
+    parts* are present, whatever the class decision.
+  The served request already captured conv1 and conv5 and has the logits, so it costs no
+  second forward pass.
 * ``mahalanobis`` (Lee et al., 2018): one Gaussian per class with a shared covariance,
   fitted to conv5 (averaged over space) and fc7 features of generated images; the score
   is the distance to the nearest class mean.
@@ -19,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +41,43 @@ from torch import nn
 from models.capture import capture
 
 FEATURE_LAYERS = ("features.11", "classifier.5")
+GRAM_LAYERS = ("features.1",)  # conv1 after its ReLU: texture and colour statistics
+GRAM_POWERS = (1, 2, 3, 4, 5)
+PARTS_LAYER = "features.11"  # conv5 after its ReLU, averaged over space: which parts are present
+COMBINED_LAYERS = (*GRAM_LAYERS, PARTS_LAYER)
+
+
+@dataclass(frozen=True)
+class GramStats:
+    """The combined score's fitted parts (the Mahalanobis part lives in OODStats' fields)."""
+
+    mins: dict[str, np.ndarray]  # layer -> float64 [K, P*C]: per predicted class, each Gram row sum's range
+    maxs: dict[str, np.ndarray]
+    expected: dict[str, float]  # layer -> mean deviation of held-out generated images
+    calibration: np.ndarray  # sorted Gram deviations of held-out generated images
+    energies: np.ndarray  # sorted energies of the same images
+    distances: np.ndarray  # sorted conv5 Mahalanobis distances of the same images
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the combined score reads from a forward pass of B images."""
+
+    logits: np.ndarray  # float64 [B, K]
+    rows: dict[str, np.ndarray]  # Gram layer -> float64 [B, P*C]
+    parts: np.ndarray  # float64 [B, C5]: conv5 averaged over space
+
+    @classmethod
+    def from_outputs(cls, logits: torch.Tensor, outputs: dict[str, torch.Tensor]) -> Evidence:
+        """From logits [B, K] and captured maps (layer -> [B, C, H, W])."""
+        return cls(logits.detach().double().numpy(), {layer: gram_rows(outputs[layer]) for layer in GRAM_LAYERS},
+                   outputs[PARTS_LAYER].detach().double().mean(dim=(2, 3)).numpy())
+
+    @classmethod
+    def concat(cls, items: list[Evidence]) -> Evidence:
+        return cls(np.concatenate([e.logits for e in items]),
+                   {layer: np.concatenate([e.rows[layer] for e in items]) for layer in items[0].rows},
+                   np.concatenate([e.parts for e in items]))
 
 
 @dataclass(frozen=True)
@@ -39,22 +89,41 @@ class OODStats:
     threshold: float
     percentile: float
     weights_sha256: str  # the tiny weights these statistics belong to
-    method: str = "mahalanobis"  # or "energy" (then centre ... precision are unused)
+    method: str = "mahalanobis"  # or "energy" (centre ... precision unused) or "combined"
+    gram: GramStats | None = None  # for "combined"
 
     def save(self, path: Path) -> None:
+        extra: dict[str, Any] = {}
+        if self.gram is not None:
+            for layer in self.gram.mins:
+                extra[f"gram_min:{layer}"] = self.gram.mins[layer]
+                extra[f"gram_max:{layer}"] = self.gram.maxs[layer]
+                extra[f"gram_expected:{layer}"] = np.asarray(self.gram.expected[layer])
+            extra["gram_calibration"] = self.gram.calibration
+            extra["gram_energies"] = self.gram.energies
+            extra["gram_distances"] = self.gram.distances
         np.savez_compressed(
             path, centre=self.centre, scale=self.scale, means=self.means, precision=self.precision,
             threshold=self.threshold, percentile=self.percentile, weights_sha256=self.weights_sha256,
-            method=self.method,
+            method=self.method, **extra,
         )
 
     @classmethod
     def load(cls, path: Path) -> OODStats:
         with np.load(path) as data:
+            gram = None
+            if "gram_calibration" in data:
+                layers = [k.split(":", 1)[1] for k in data.files if k.startswith("gram_min:")]
+                gram = GramStats(
+                    {layer: data[f"gram_min:{layer}"] for layer in layers},
+                    {layer: data[f"gram_max:{layer}"] for layer in layers},
+                    {layer: float(data[f"gram_expected:{layer}"]) for layer in layers},
+                    data["gram_calibration"], data["gram_energies"], data["gram_distances"],
+                )
             return cls(
                 data["centre"], data["scale"], data["means"], data["precision"],
                 float(data["threshold"]), float(data["percentile"]), str(data["weights_sha256"]),
-                str(data["method"]) if "method" in data else "mahalanobis",
+                str(data["method"]) if "method" in data else "mahalanobis", gram,
             )
 
 
@@ -108,23 +177,124 @@ def energy_stats(familiar: np.ndarray, percentile: float, sha256: str) -> OODSta
     return OODStats(empty, empty, empty, empty, threshold, percentile, sha256, method="energy")
 
 
+def gram_rows(maps: torch.Tensor) -> np.ndarray:
+    """Post-ReLU maps [B, C, H, W] -> float64 [B, P*C]: per power p and channel i,
+    (sum_j sum_xy a_i^p a_j^p)^(1/p), i.e. the p-th root of row i's sum of the Gram matrix."""
+    flat = maps.detach().double().flatten(2)  # B x C x HW
+    rows = []
+    for p in GRAM_POWERS:
+        powered = flat**p
+        # sum_j G_ij = a_i^p . (sum_j a_j^p): one matrix-vector product instead of the full Gram.
+        row = torch.einsum("bcx,bx->bc", powered, powered.sum(dim=1))
+        rows.append(row.clamp_min(0) ** (1.0 / p))
+    return torch.cat(rows, dim=1).numpy()
+
+
+def gram_fit(rows: dict[str, np.ndarray], predicted: np.ndarray, classes: int) -> tuple[dict[str, np.ndarray], ...]:
+    """Per layer, per predicted class: the min and max of every Gram row sum.
+
+    A class no image was predicted as gets the range over all images."""
+    mins, maxs = {}, {}
+    for layer, r in rows.items():
+        groups = [r[predicted == k] if (predicted == k).any() else r for k in range(classes)]
+        mins[layer] = np.stack([g.min(0) for g in groups])
+        maxs[layer] = np.stack([g.max(0) for g in groups])
+    return mins, maxs
+
+
+def gram_deviation(mins: dict[str, np.ndarray], maxs: dict[str, np.ndarray], expected: dict[str, float] | None,
+                   rows: dict[str, np.ndarray], predicted: np.ndarray) -> np.ndarray:
+    """How far outside the class's ranges the row sums fall, relative to the range ends, summed;
+    each layer divided by its expected deviation on generated images (when given)."""
+    total = np.zeros(len(predicted))
+    for layer, r in rows.items():
+        lo, hi = mins[layer][predicted], maxs[layer][predicted]
+        dev = (np.maximum(lo - r, 0) / (np.abs(lo) + 1e-6) + np.maximum(r - hi, 0) / (np.abs(hi) + 1e-6)).sum(1)
+        total += dev / (expected[layer] if expected else 1.0)
+    return total
+
+
+def surprise(calibration: np.ndarray, values: np.ndarray, tail: float = 0.9) -> np.ndarray:
+    """-log of the estimated share of familiar images scoring at least ``values``.
+
+    Up to the ``tail`` quantile of the (sorted) calibration values, the empirical share
+    (+1 in numerator and denominator). Beyond it, an exponential tail whose scale is the
+    mean excess of the calibration values over that quantile (peaks over threshold), so
+    pictures far past every familiar one keep ranking by how far, instead of all tying.
+    """
+    n = len(calibration)
+    q = calibration[int(tail * (n - 1))]
+    at_least = n - np.searchsorted(calibration, values, side="left")
+    empirical = -np.log((at_least + 1) / (n + 1))
+    excess = calibration[calibration > q] - q
+    scale = float(excess.mean()) if len(excess) else 1.0
+    at_q = -np.log((n - np.searchsorted(calibration, q, side="left") + 1) / (n + 1))
+    return np.asarray(np.where(values > q, at_q + (values - q) / max(scale, 1e-12), empirical))
+
+
+def evidence(network: nn.Module, batch: torch.Tensor) -> Evidence:
+    """The combined score's inputs for normalized images [B, 3, H, W] (one forward pass)."""
+    with torch.inference_mode(), capture(network, COMBINED_LAYERS) as outputs:
+        logits = network(batch)
+    return Evidence.from_outputs(logits, outputs)
+
+
+def combined(stats: OODStats, seen: Evidence) -> np.ndarray:
+    """The combined score: the three parts' surprises added, float64 [B]."""
+    gram = stats.gram
+    assert gram is not None
+    energies = -torch.logsumexp(torch.from_numpy(seen.logits), dim=1).numpy()
+    deviation = gram_deviation(gram.mins, gram.maxs, gram.expected, seen.rows, seen.logits.argmax(1))
+    return np.asarray(surprise(gram.energies, energies) + surprise(gram.calibration, deviation)
+                      + surprise(gram.distances, scores(stats, seen.parts)))
+
+
+def combined_stats(fit_seen: Evidence, fit_labels: np.ndarray, reference: Evidence, held_out: Evidence,
+                   percentile: float, sha256: str) -> OODStats:
+    """Fit the Gram ranges (per predicted class) and the conv5 class Gaussians (per true
+    class) on one set of generated images; the expected deviations and the three reference
+    distributions on a second; the threshold (``percentile``) on a third."""
+    mins, maxs = gram_fit(fit_seen.rows, fit_seen.logits.argmax(1), fit_seen.logits.shape[1])
+    predicted = reference.logits.argmax(1)
+    expected = {layer: float(gram_deviation(mins, maxs, None, {layer: r}, predicted).mean()) + 1e-9
+                for layer, r in reference.rows.items()}
+    deviation = gram_deviation(mins, maxs, expected, reference.rows, predicted)
+    energies = -torch.logsumexp(torch.from_numpy(reference.logits), dim=1).numpy()
+    parts = fit(fit_seen.parts, fit_labels)
+    gram = GramStats(mins, maxs, expected, np.sort(deviation), np.sort(energies),
+                     np.sort(scores(parts, reference.parts)))
+    draft = OODStats(parts.centre, parts.scale, parts.means, parts.precision, float("inf"), percentile, sha256,
+                     "combined", gram)
+    threshold = float(np.percentile(combined(draft, held_out), percentile))
+    return OODStats(parts.centre, parts.scale, parts.means, parts.precision, threshold, percentile, sha256,
+                    "combined", gram)
+
+
 def score_batch(stats: OODStats, network: nn.Module, batch: torch.Tensor) -> np.ndarray:
     """The score ``stats.method`` defines, for normalized images [B, 3, H, W]."""
     if stats.method == "energy":
         return energy(network, batch)
+    if stats.method == "combined":
+        return combined(stats, evidence(network, batch))
     return scores(stats, features(network, batch))
 
 
 def assess(
-    stats: OODStats, network: nn.Module, tensor: torch.Tensor, logits: np.ndarray | None = None
+    stats: OODStats, network: nn.Module, tensor: torch.Tensor, logits: np.ndarray | None = None,
+    maps: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float | bool]:
     """The API's ``ood`` field for one normalized image [3, H, W].
 
-    ``logits``: the served network's logits for this image when the caller already has them;
-    the energy score needs nothing else, so no second forward pass is run.
+    ``logits`` and ``maps`` (layer -> [C, H, W]): what the served network already computed
+    for this image. When they hold what the score needs, no second forward pass is run.
     """
     if stats.method == "energy" and logits is not None:
         score = float(-torch.logsumexp(torch.from_numpy(logits).double(), dim=0))
+    elif (stats.method == "combined" and logits is not None and maps is not None
+          and all(layer in maps for layer in COMBINED_LAYERS)):
+        seen = Evidence.from_outputs(torch.as_tensor(np.asarray(logits, dtype=np.float64))[None],
+                                     {layer: torch.as_tensor(maps[layer])[None] for layer in COMBINED_LAYERS})
+        score = float(combined(stats, seen)[0])
     else:
         score = float(score_batch(stats, network, tensor.unsqueeze(0))[0])
     return {"score": round(score, 4), "threshold": round(stats.threshold, 4), "unfamiliar": score > stats.threshold}

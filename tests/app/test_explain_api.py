@@ -25,6 +25,8 @@ import models.registry as registry
 from app.main import create_app
 from app.settings import Settings
 from models import world
+from models.explain import assets
+from models.explain.ood import score_batch
 from models.nets import MiniAlexNet, NetConfig
 from models.tinyweights import save_model, sha256_file, write_meta
 from scripts import precompute_explain as precompute
@@ -265,12 +267,15 @@ def test_activations_report_ood_and_take_checkpoints(client: TestClient) -> None
     assert final["checkpoint"] is None
     ood = final["ood"]
     assert set(ood) == {"score", "threshold", "unfamiliar"} and ood["unfamiliar"] == (ood["score"] > ood["threshold"])
-    # Independent: the energy score is minus the log-sum-exp of a plain forward pass's logits.
+    # The served score (computed from the request's own forward pass) equals the score of a
+    # separate pass over the same preprocessed picture (its parts are checked against their
+    # definitions in tests/models/test_explain_ood.py).
     entry = client.app.state.registry["tiny"]  # type: ignore[attr-defined]
     x = entry.preprocess(Image.open(io.BytesIO(picture())).convert("RGB"))[None]
-    with torch.no_grad():
-        logits = entry.network(x)[0].double()
-    assert ood["score"] == pytest.approx(float(-torch.logsumexp(logits, 0)), abs=1e-3)
+    stats = assets.ood_stats(entry.weights_source)
+    assert stats is not None and stats.method == "combined"
+    assert ood["score"] == pytest.approx(float(score_batch(stats, entry.network, x)[0]), abs=1e-3)
+    assert ood["threshold"] == pytest.approx(stats.threshold, abs=1e-4)
     init = post(client, f"{BASE}/activations", layers="features.1", checkpoint="init").json()
     assert init["checkpoint"] == "init"
     assert init["layers"][0]["hi"] != final["layers"][0]["hi"]  # a different network, not the cache

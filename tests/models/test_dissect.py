@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -62,6 +63,40 @@ def test_coarse_maps_are_upsampled_to_the_masks() -> None:
     assert acts["c"].shape[-1] == 16
     units = dissect.dissect_activations(acts, concepts)["c"]
     assert units[0]["concept"] == "red" and units[0]["iou"] > 0.5
+
+
+def test_aligned_upsampling_puts_each_map_pixel_at_its_receptive_field_centre() -> None:
+    # A 7-pixel map whose pixel i is centred at input x = 2 + 4 i, on a 32 px input.
+    align = dissect.Alignment(offset=2.0, stride=4.0, input_size=32)
+    for i in range(7):
+        one = torch.zeros(1, 1, 7, 7)
+        one[0, 0, i, i] = 1.0
+        up = dissect.upsample(one, 32, align)[0, 0]
+        assert up.shape == (32, 32)
+        c = 2 + 4 * i
+        assert float(up[c, c]) == pytest.approx(1.0)
+        if i < 6:  # halfway to the next centre, half the value; at the next centre, none
+            assert float(up[c, c + 2]) == pytest.approx(0.5) and float(up[c, c + 4]) == pytest.approx(0.0, abs=1e-6)
+    # Past the outermost centres the edge value is held (no fading to zero).
+    edge = torch.zeros(1, 1, 7, 7)
+    edge[0, 0, 6, 6] = 1.0
+    assert float(dissect.upsample(edge, 32, align)[0, 0, 31, 31]) == pytest.approx(1.0)
+
+
+def test_aligned_upsampling_finds_a_strided_detector_better_than_stretching() -> None:
+    # Behind a 5x5 stride-4 pooling without padding the 7x7 map covers pixels 2..26 of 32:
+    # stretching it over the whole picture misplaces the outer units by up to 3 px.
+    x, concepts = _squares(seed=3)
+    model = nn.Sequential(_hand_made(), nn.AvgPool2d(5, stride=4))
+    acts = dissect.layer_activations(model, x, {"c": "1"})
+    assert acts["c"].shape[-1] == 7
+    geometry = dissect.sequential_geometry(model, "m")["m.1"]
+    assert (geometry.offset, geometry.stride) == (2.0, 4)
+    align = {"c": dissect.Alignment(geometry.offset, geometry.stride, 32)}
+    stretched = dissect.dissect_activations(acts, concepts, [0.95, 0.95])["c"][0]
+    aligned = dissect.dissect_activations(acts, concepts, [0.95, 0.95], align)["c"][0]
+    assert aligned["concept"] == stretched["concept"] == "red"
+    assert aligned["iou"] > stretched["iou"] + 0.03, (aligned["iou"], stretched["iou"])
 
 
 def test_quantile_matches_concept_coverage() -> None:
