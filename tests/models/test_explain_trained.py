@@ -77,7 +77,7 @@ def test_feature_visualizations_beat_the_best_generated_patch(entry: ModelEntry)
         best, _, _ = strongest(entry.network, layer, images, entry.mean, entry.std)
         wins += int((vis > best.max(axis=0)).sum())
         total += meta["units"]
-    convs = [m for m in entry.network.features if isinstance(m, torch.nn.Conv2d)]
+    convs = [m for m in entry.network.modules() if isinstance(m, torch.nn.Conv2d)]
     assert total == sum(c.out_channels for c in convs[1:])  # every unit of conv2-conv5
     assert wins / total > 0.5, f"only {wins}/{total} units"
 
