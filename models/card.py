@@ -235,6 +235,15 @@ def explain_section(explain: dict[str, Any] | None) -> str:
         out += [f"Grad-CAM of the top class on {cam['images']} generated scenes (world seed {cam['seed']}), map "
                 "upsampled to the picture: mean value inside the object's mask against outside it.", "",
                 table(["layer", "inside", "outside", "ratio", "scenes inside > outside"], rows), ""]
+        parts = cam.get("parts")
+        if parts:
+            names = {"for": "channels weighted positively (evidence for the class)",
+                     "against": "channels weighted negatively (evidence against), sign flipped",
+                     "gradient_x_activation": "position-wise gradient x activation (no spatial averaging)"}
+            out += [f"What Grad-CAM at `{parts['layer']}` adds up, each map normalized to its maximum:", "",
+                    table(["part", "inside / outside", "scenes inside > outside"],
+                          [[label, f"{parts[k]['ratio']:.2f}", pct(parts[k]["share_images_inside_gt_outside"], 0)]
+                           for k, label in names.items() if k in parts]), ""]
     fv = explain.get("featvis_shipped")
     if fv:
         out += [f"Feature visualizations: the shipped picture beats the best of {fv['images']} generated images "
@@ -319,8 +328,11 @@ def render(meta: dict[str, Any], explain: dict[str, Any] | None, repro: dict[str
         "untrained twin's, and the share of detectors rises layer by layer.",
         "- **Grad-CAM at conv5** (the API's default layer, as the issue defines it) does not concentrate on the "
         "object for this model (inside/outside about 1.0), as with the first model (1.07); conv3 does (see "
-        "*Explanations* below), so the page asks for conv3 on tiny. conv5 activations themselves are higher "
-        "inside objects; the class gradient, averaged over space, is not.",
+        "*Explanations* below), so the page asks for conv3 on tiny. Why, measured (*Explanations*, last table): "
+        "the conv5 channels Grad-CAM weights negatively (evidence *against* the class) fire on the object even "
+        "more than those it weights positively, so the weighted sum cancels there; it is the averaging of the "
+        "gradient over space, which Grad-CAM's definition asks for, that loses the place: the position-wise "
+        "gradient x activation does localize.",
         "- **Scrambled** (object vs wrong arrangement of its parts) is the hardest class; see the per-class "
         "accuracy above.",
     ]

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from models import world
+from models.capture import gradient_from
 from models.explain import ood
 from models.explain.assets import INDEX_FILE, OOD_FILE
 from models.explain.featvis import VisConfig, centre_activation, visualize
@@ -135,11 +136,28 @@ def make_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, sha: str, fi
             "parts_layer": ood.PARTS_LAYER}
 
 
+def cam_parts(net: torch.nn.Module, x: torch.Tensor, layer: str) -> dict[str, np.ndarray]:
+    """Why Grad-CAM does or does not localize at ``layer``, as maps [h, w] for the top class:
+    the channels Grad-CAM weights positively (evidence for), those it weights negatively
+    (evidence against, summed with the sign flipped), and the position-wise gradient x
+    activation (no spatial averaging of the gradient)."""
+    with gradient_from(net, layer) as leaf:
+        logits = net(x[None])
+        (grads,) = torch.autograd.grad(logits[0, int(logits[0].argmax())], leaf["activations"])
+    acts, grads = leaf["activations"].detach()[0], grads[0]
+    alpha = grads.mean(dim=(1, 2))
+    return {"for": (alpha.clamp(min=0)[:, None, None] * acts).sum(0).numpy(),
+            "against": ((-alpha).clamp(min=0)[:, None, None] * acts).sum(0).numpy(),
+            "gradient_x_activation": (grads * acts).sum(0).clamp(min=0).numpy()}
+
+
 def measure_cam(net: torch.nn.Module, meta: dict[str, Any], count: int,
                 layers: tuple[str, ...] = ("features.11", "features.9", "features.7")) -> dict[str, Any]:
-    """Mean Grad-CAM (top class) inside the object mask over outside it, per layer."""
+    """Mean Grad-CAM (top class) inside the object mask over outside it, per layer; for the
+    first layer also the inside/outside ratios of Grad-CAM's parts (see ``cam_parts``)."""
     inside: dict[str, list[float]] = {layer: [] for layer in layers}
     outside: dict[str, list[float]] = {layer: [] for layer in layers}
+    part_ratio: dict[str, list[tuple[float, float]]] = {}
     seconds: list[float] = []
     for i in range(count):
         s = world.generate(CAM_SEED, i, meta["input_size"])
@@ -154,6 +172,10 @@ def measure_cam(net: torch.nn.Module, meta: dict[str, Any], count: int,
             big = resize_map(cam, *s.object_mask.shape)
             inside[layer].append(float(big[s.object_mask].mean()))
             outside[layer].append(float(big[~s.object_mask].mean()))
+        for name, part in cam_parts(net, x, layers[0]).items():
+            big = resize_map(part / max(float(part.max()), 1e-9), *s.object_mask.shape)
+            pair = (float(big[s.object_mask].mean()), float(big[~s.object_mask].mean()))
+            part_ratio.setdefault(name, []).append(pair)
     median_ms = round(1000 * float(np.median(seconds)), 2)
     result: dict[str, Any] = {"images": len(seconds), "seed": CAM_SEED, "median_ms": median_ms}
     for layer in layers:
@@ -161,6 +183,10 @@ def measure_cam(net: torch.nn.Module, meta: dict[str, Any], count: int,
         result[layer] = {"mean_inside": float(ins.mean()), "mean_outside": float(outs.mean()),
                          "ratio": float(ins.mean() / max(outs.mean(), 1e-9)),
                          "share_images_inside_gt_outside": float((ins > outs).mean())}
+    result["parts"] = {"layer": layers[0], **{
+        name: {"ratio": float(np.mean([a for a, _ in v])) / max(float(np.mean([b for _, b in v])), 1e-9),
+               "share_images_inside_gt_outside": float(np.mean([a > b for a, b in v]))}
+        for name, v in part_ratio.items()}}
     print("gradcam", json.dumps(result), flush=True)
     return result
 
