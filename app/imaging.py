@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
+import torch
+import torchvision.transforms.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms._presets import ImageClassification
 
 from app.errors import ProblemError
 
@@ -120,3 +124,28 @@ def _wide_to_rgb(image: Image.Image) -> Image.Image:
         values = values / 257.0
     grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     return Image.fromarray(grey, mode="L").convert("RGB")
+
+
+def preprocess_image(
+    preprocess: Callable[[Image.Image], torch.Tensor], image: Image.Image
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """The model's input for ``image``, and the 8-bit picture it was normalized from.
+
+    For torchvision's ``ImageClassification`` preset (both our models) the steps are
+    torchvision's own functions in its order (resize, centre crop, to tensor, to float,
+    normalize), only the 8-bit crop is kept on the way: the tensor is bit for bit the
+    preset's, and the crop is the picture the response shows, with no float round trip.
+    Any other preprocessing is called as it is (no 8-bit picture then).
+    """
+    # The exact class only: a subclass may do more (isinstance is for the type checker).
+    if not isinstance(preprocess, ImageClassification) or type(preprocess) is not ImageClassification:
+        return preprocess(image), None
+    resized = F.resize(
+        image, preprocess.resize_size, interpolation=preprocess.interpolation, antialias=preprocess.antialias
+    )
+    cropped = F.center_crop(resized, preprocess.crop_size)
+    assert isinstance(cropped, Image.Image)
+    seen = np.array(cropped, dtype=np.uint8)  # [H, W, 3]
+    pixels = torch.from_numpy(seen).permute(2, 0, 1)  # what F.pil_to_tensor gives
+    tensor = F.normalize(F.convert_image_dtype(pixels, torch.float), mean=preprocess.mean, std=preprocess.std)
+    return tensor, seen

@@ -1,28 +1,41 @@
-"""The work of one activations request, from upload bytes to response bytes.
+"""The work of one activations request, from upload bytes to response bytes, in three stages.
 
-Runs on the inference thread: decoding, preprocessing, the forward pass and encoding are
-all CPU-bound, and keeping them together there leaves the event loop free.
+1. ``prepare`` (CPU, any thread): decode the upload and preprocess it for the model.
+2. ``infer`` (the inference thread only): the forward pass with capture, for one picture or
+   a micro-batch of pictures that want the same model, checkpoint and layers.
+3. ``finish`` (CPU, any thread): quantize, PNG atlases, statistics, the response bytes.
+
+Only stage 2 runs torch's network, so the server runs stages 1 and 3 on a small worker pool
+(PIL, zlib and numpy release the GIL) while the one inference thread keeps the cores busy
+with forward passes (app/inference.py). ``analyze`` runs the three in a row for one picture,
+for the CLI and the benchmarks.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
-from app.encode import data_url, denormalized_png, encode_layer, npz_bytes
-from app.imaging import decode_image
-from models.activations import compute_activations
+from app.encode import compact_json, data_url, denormalized_png, layer_json, npz_bytes, png_bytes, raw_marker
+from app.imaging import decode_image, preprocess_image
+from models.activations import Activations, compute_activations
+from models.capture import capture
 from models.explain.assets import ood_stats
 from models.explain.checkpoints import network_for
 from models.explain.ood import assess
 from models.registry import ModelEntry
 
 Format = Literal["json", "npz"]
+A = TypeVar("A")
+B = TypeVar("B")
+# How ``finish`` maps the per-layer encoding: the builtin ``map`` (one thread) or a pool's.
+Mapper = Callable[[Callable[[A], B], Sequence[A]], Iterable[B]]
 
 
 @dataclass(frozen=True)
@@ -32,11 +45,38 @@ class Options:
     format: Format
     checkpoint: str | None = None  # a training snapshot's name; None: the served weights
 
+    @property
+    def batch_key(self) -> tuple[str | None, tuple[str, ...]]:
+        """Requests (for the same model) whose forward passes may run as one batch."""
+        return self.checkpoint, self.layers
+
 
 @dataclass(frozen=True)
 class Result:
     body: bytes
     media_type: str
+
+
+@dataclass
+class Prepared:
+    """Stage 1's output: the network's input and what encoding needs from the upload."""
+
+    tensor: torch.Tensor  # float32 [3, H, W], normalized: exactly what the network sees
+    size: tuple[int, int]  # the upload's width and height (upright)
+    seen: np.ndarray | None  # uint8 [H, W, 3]: the same picture before normalization, if known
+    started: float  # perf_counter when stage 1 began
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """Stage 2's output for one picture."""
+
+    result: Activations
+    ood: dict[str, Any] | None
+    forward_s: float  # the forward pass this picture was part of (shared by its batch)
+    ood_s: float
+    batch: int  # how many pictures that forward pass carried
 
 
 def top_predictions(entry: ModelEntry, probabilities: np.ndarray, k: int) -> list[dict[str, Any]]:
@@ -47,21 +87,72 @@ def top_predictions(entry: ModelEntry, probabilities: np.ndarray, k: int) -> lis
     ]
 
 
-def analyze(entry: ModelEntry, data: bytes, options: Options, max_pixels: int) -> Result:
-    assert entry.network is not None and entry.preprocess is not None
-    timings: dict[str, float] = {}
+def prepare(entry: ModelEntry, data: bytes, max_pixels: int) -> Prepared:
+    """Stage 1: bytes -> the model's input tensor (and the 8-bit picture it was made from)."""
+    assert entry.preprocess is not None
     start = time.perf_counter()
     image = decode_image(data, max_pixels)
-    timings["decode"] = time.perf_counter() - start
+    decoded = time.perf_counter()
+    tensor, seen = preprocess_image(entry.preprocess, image)
+    timings = {"decode": decoded - start, "preprocess": time.perf_counter() - decoded}
+    return Prepared(tensor, image.size, seen, start, timings)
 
-    mark = time.perf_counter()
-    tensor = entry.preprocess(image)
-    timings["preprocess"] = time.perf_counter() - mark
 
-    mark = time.perf_counter()
-    result = compute_activations(network_for(entry, options.checkpoint), tensor, options.layers)
-    timings["forward"] = time.perf_counter() - mark
+def compute_batch(network: nn.Module, batch: torch.Tensor, layers: Sequence[str]) -> list[Activations]:
+    """``compute_activations`` for a batch [B, 3, H, W]: one forward pass, one result per picture.
 
+    The convolutions give every picture exactly its batch-1 output; matrix products over a
+    batch may sum in another order, so logits can differ from batch 1 in the last float bits
+    (about 1e-7 relative here; tests/app/test_inference.py holds them to 1e-5).
+    """
+    with torch.inference_mode(), capture(network, layers) as outputs:
+        logits = network(batch)
+    return [
+        Activations(
+            maps={name: outputs[name][i].numpy() for name in layers},
+            logits=logits[i].numpy(),
+            # Per row, as compute_activations does it for one picture.
+            probabilities=torch.softmax(logits[i].double(), dim=0).float().numpy(),
+        )
+        for i in range(batch.shape[0])
+    ]
+
+
+def infer(entry: ModelEntry, options: Options, batch: Sequence[Prepared]) -> list[Inferred]:
+    """Stage 2, on the inference thread: one forward pass for every picture in ``batch``."""
+    network = network_for(entry, options.checkpoint)
+    start = time.perf_counter()
+    shapes = {tuple(p.tensor.shape) for p in batch}
+    if len(batch) == 1 or len(shapes) > 1:
+        results = [compute_activations(network, p.tensor, options.layers) for p in batch]
+    else:
+        results = compute_batch(network, torch.stack([p.tensor for p in batch]), options.layers)
+    forward_s = time.perf_counter() - start
+    inferred = []
+    for prepared, result in zip(batch, results, strict=True):
+        mark = time.perf_counter()
+        # The score judges the picture with the served weights: reuse this pass's logits
+        # unless a checkpoint computed them.
+        ood = unfamiliarity(entry, prepared.tensor, result.logits if options.checkpoint is None else None)
+        inferred.append(Inferred(result, ood, forward_s, time.perf_counter() - mark, len(batch)))
+    return inferred
+
+
+def picture_png(entry: ModelEntry, prepared: Prepared) -> bytes:
+    """The picture the network saw, as PNG: the 8-bit crop itself when preprocessing kept it
+    (identical to denormalizing the tensor, without the float work), else the tensor denormalized."""
+    if prepared.seen is not None:
+        return png_bytes(prepared.seen)
+    return denormalized_png(prepared.tensor.numpy(), entry.mean, entry.std)
+
+
+def finish(
+    entry: ModelEntry, options: Options, prepared: Prepared, inferred: Inferred, mapper: Mapper[Any, Any] = map
+) -> Result:
+    """Stage 3: the response bytes. ``mapper`` may spread the layers over threads."""
+    result = inferred.result
+    timings = prepared.timings
+    timings["forward"] = inferred.forward_s
     mark = time.perf_counter()
     if options.format == "npz":
         arrays = dict(result.maps)
@@ -69,27 +160,37 @@ def analyze(entry: ModelEntry, data: bytes, options: Options, max_pixels: int) -
         arrays["logits"] = result.logits
         return Result(npz_bytes(arrays), "application/x-npz")
 
-    layers = [
-        encode_layer(result.maps[name], entry.layers[name].to_dict()) for name in options.layers
-    ]
-    preprocessed = data_url(denormalized_png(tensor.numpy(), entry.mean, entry.std))
+    def encode(name: str) -> str:
+        """One layer's JSON text; "" stands for the picture, which rides along as one more job."""
+        if name == "":
+            return f'"{data_url(picture_png(entry, prepared))}"'
+        return layer_json(result.maps[name], entry.layers[name].to_dict())
+
+    jobs = ["", *options.layers]
+    encoded = list(mapper(encode, jobs))
     timings["encode"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    # The score judges the picture with the served weights: reuse this pass's logits unless a
-    # checkpoint computed them.
-    ood = unfamiliarity(entry, tensor, result.logits if options.checkpoint is None else None)
-    timings["ood"] = time.perf_counter() - mark
-    timings["total"] = time.perf_counter() - start
+    timings["ood"] = inferred.ood_s
+    timings["total"] = time.perf_counter() - prepared.started
     body = {
         "model": entry.id,
-        "input": {"width": image.width, "height": image.height, "preprocessed": preprocessed},
+        "input": {"width": prepared.size[0], "height": prepared.size[1], "preprocessed": raw_marker(0)},
         "predictions": top_predictions(entry, result.probabilities, options.top_k),
-        "layers": layers,
+        "layers": [raw_marker(i) for i in range(1, len(jobs))],
         "checkpoint": options.checkpoint,
-        **({"ood": ood} if entry.id == "tiny" else {}),
+        **({"ood": inferred.ood} if entry.id == "tiny" else {}),
         "timings_ms": {k: round(v * 1000, 3) for k, v in timings.items()},
     }
-    return Result(json.dumps(body, separators=(",", ":")).encode(), "application/json")
+    return Result(compact_json(body, encoded).encode(), "application/json")
+
+
+def analyze(
+    entry: ModelEntry, data: bytes, options: Options, max_pixels: int, mapper: Mapper[Any, Any] = map
+) -> Result:
+    """The three stages in a row for one picture, on this thread (CLI, benchmarks); ``mapper``
+    as in ``finish``."""
+    prepared = prepare(entry, data, max_pixels)
+    (inferred,) = infer(entry, options, [prepared])
+    return finish(entry, options, prepared, inferred, mapper)
 
 
 def unfamiliarity(entry: ModelEntry, tensor: torch.Tensor, logits: np.ndarray | None = None) -> dict[str, Any] | None:

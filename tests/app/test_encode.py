@@ -1,10 +1,25 @@
-"""Quantization and atlas layout, checked against numbers worked out by hand."""
+"""Quantization and atlas layout, checked against numbers worked out by hand; the JSON and PNG writers."""
 
 from __future__ import annotations
 
-import numpy as np
+import io
+import json
 
-from app.encode import as_maps, atlas_columns, quantize, tile_atlas
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.encode import (
+    as_maps,
+    atlas_columns,
+    compact_json,
+    encode_layer,
+    layer_json,
+    png_bytes,
+    quantize,
+    raw_marker,
+    tile_atlas,
+)
 
 
 def test_quantize_exact_small_case() -> None:
@@ -40,3 +55,27 @@ def test_atlas_places_channel_c_at_tile_c_row_major() -> None:
 
 def test_vectors_become_one_by_one_maps() -> None:
     assert as_maps(np.arange(4, dtype=np.float32)).shape == (4, 1, 1)
+
+
+def test_layer_json_is_json_dumps_of_encode_layer() -> None:
+    rng = np.random.default_rng(1)
+    maps = np.maximum(rng.standard_normal((20, 7, 9)), 0).astype(np.float32)
+    info = {"name": "features.1", "title": "conv1"}
+    assert layer_json(maps, info) == json.dumps(encode_layer(maps, info), separators=(",", ":"))
+
+
+def test_compact_json_splices_raw_text_where_the_markers_stand() -> None:
+    document = {"a": raw_marker(0), "b": [1, raw_marker(1)], "c": "x"}
+    assert compact_json(document, ['"QUJD"', '{"k":[1,2]}']) == '{"a":"QUJD","b":[1,{"k":[1,2]}],"c":"x"}'
+    with pytest.raises(ValueError):
+        compact_json(document, ['"only one"'])
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (5, 1, 3), (1, 7, 4), (33, 17, 3), (64, 64, 4)])
+def test_picture_pngs_are_lossless(shape: tuple[int, int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    noise = rng.integers(0, 256, shape, dtype=np.uint8)
+    smooth = np.cumsum(noise, axis=1, dtype=np.uint8)  # wraps: large jumps for the filter too
+    for pixels in (noise, smooth, np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8)):
+        decoded = np.asarray(Image.open(io.BytesIO(png_bytes(pixels))))
+        assert np.array_equal(decoded, pixels)
