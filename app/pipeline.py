@@ -28,7 +28,7 @@ from models.activations import Activations, compute_activations
 from models.capture import capture
 from models.explain.assets import ood_stats
 from models.explain.checkpoints import network_for
-from models.explain.ood import assess
+from models.explain.ood import COMBINED_LAYERS, assess
 from models.registry import ModelEntry
 
 Format = Literal["json", "npz"]
@@ -72,11 +72,12 @@ class Prepared:
 class Inferred:
     """Stage 2's output for one picture."""
 
-    result: Activations
-    ood: dict[str, Any] | None
+    result: Activations  # maps: the requested layers, and any the score still needs
+    ood: dict[str, Any] | None  # the unfamiliarity score, if it needed the network
     forward_s: float  # the forward pass this picture was part of (shared by its batch)
     ood_s: float
     batch: int  # how many pictures that forward pass carried
+    ood_later: bool = False  # the score needs only ``result``: stage 3 computes it
 
 
 def top_predictions(entry: ModelEntry, probabilities: np.ndarray, k: int) -> list[dict[str, Any]]:
@@ -121,20 +122,24 @@ def compute_batch(network: nn.Module, batch: torch.Tensor, layers: Sequence[str]
 def infer(entry: ModelEntry, options: Options, batch: Sequence[Prepared]) -> list[Inferred]:
     """Stage 2, on the inference thread: one forward pass for every picture in ``batch``."""
     network = network_for(entry, options.checkpoint)
+    # The unfamiliarity score judges the picture with the served weights. Where it needs only
+    # this pass's logits and a few of its maps (captured too: a clone each), stage 3 computes
+    # it off this thread; otherwise (a checkpoint, a score that runs the network) it runs here.
+    later = options.checkpoint is None and ood_layers(entry) is not None
+    extra = [name for name in (ood_layers(entry) or ()) if later and name not in options.layers]
+    layers = (*options.layers, *extra)
     start = time.perf_counter()
     shapes = {tuple(p.tensor.shape) for p in batch}
     if len(batch) == 1 or len(shapes) > 1:
-        results = [compute_activations(network, p.tensor, options.layers) for p in batch]
+        results = [compute_activations(network, p.tensor, layers) for p in batch]
     else:
-        results = compute_batch(network, torch.stack([p.tensor for p in batch]), options.layers)
+        results = compute_batch(network, torch.stack([p.tensor for p in batch]), layers)
     forward_s = time.perf_counter() - start
     inferred = []
     for prepared, result in zip(batch, results, strict=True):
         mark = time.perf_counter()
-        # The score judges the picture with the served weights: reuse this pass's logits
-        # unless a checkpoint computed them.
-        ood = unfamiliarity(entry, prepared.tensor, result.logits if options.checkpoint is None else None)
-        inferred.append(Inferred(result, ood, forward_s, time.perf_counter() - mark, len(batch)))
+        ood = None if later else unfamiliarity(entry, prepared.tensor)
+        inferred.append(Inferred(result, ood, forward_s, time.perf_counter() - mark, len(batch), later))
     return inferred
 
 
@@ -155,32 +160,42 @@ def finish(
     timings["forward"] = inferred.forward_s
     mark = time.perf_counter()
     if options.format == "npz":
-        arrays = dict(result.maps)
+        arrays = {name: result.maps[name] for name in options.layers}
         arrays["probabilities"] = result.probabilities
         arrays["logits"] = result.logits
         return Result(npz_bytes(arrays), "application/x-npz")
 
-    def encode(name: str) -> str:
-        """One layer's JSON text; "" stands for the picture, which rides along as one more job."""
-        if name == "":
-            return f'"{data_url(picture_png(entry, prepared))}"'
-        return layer_json(result.maps[name], entry.layers[name].to_dict())
+    def picture() -> str:
+        return f'"{data_url(picture_png(entry, prepared))}"'
 
-    jobs = ["", *options.layers]
-    encoded = list(mapper(encode, jobs))
+    def layer(name: str) -> Callable[[], str]:
+        return lambda: layer_json(result.maps[name], entry.layers[name].to_dict())
+
+    def score() -> dict[str, Any] | None:
+        started = time.perf_counter()
+        ood = unfamiliarity(entry, prepared.tensor, result.logits, result.maps)
+        timings["ood"] = inferred.ood_s + time.perf_counter() - started
+        return ood
+
+    # One job per layer, the picture and (when it waited for stage 3) the score: a pool may
+    # run them side by side (the caller runs the first).
+    jobs: list[Callable[[], Any]] = [*([score] if inferred.ood_later else []), picture]
+    jobs += [layer(name) for name in options.layers]
+    timings["encode"], timings["ood"] = 0.0, inferred.ood_s  # (the keys' order in the response)
+    done = list(mapper(lambda job: job(), jobs))
+    ood = done.pop(0) if inferred.ood_later else inferred.ood
     timings["encode"] = time.perf_counter() - mark
-    timings["ood"] = inferred.ood_s
     timings["total"] = time.perf_counter() - prepared.started
     body = {
         "model": entry.id,
         "input": {"width": prepared.size[0], "height": prepared.size[1], "preprocessed": raw_marker(0)},
         "predictions": top_predictions(entry, result.probabilities, options.top_k),
-        "layers": [raw_marker(i) for i in range(1, len(jobs))],
+        "layers": [raw_marker(i) for i in range(1, len(done))],
         "checkpoint": options.checkpoint,
-        **({"ood": inferred.ood} if entry.id == "tiny" else {}),
+        **({"ood": ood} if entry.id == "tiny" else {}),
         "timings_ms": {k: round(v * 1000, 3) for k, v in timings.items()},
     }
-    return Result(compact_json(body, encoded).encode(), "application/json")
+    return Result(compact_json(body, done).encode(), "application/json")
 
 
 def analyze(
@@ -193,10 +208,26 @@ def analyze(
     return finish(entry, options, prepared, inferred, mapper)
 
 
-def unfamiliarity(entry: ModelEntry, tensor: torch.Tensor, logits: np.ndarray | None = None) -> dict[str, Any] | None:
+def unfamiliarity(
+    entry: ModelEntry,
+    tensor: torch.Tensor,
+    logits: np.ndarray | None = None,
+    maps: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any] | None:
     """The tiny model's unfamiliar-input score (models/explain/ood.py), always with the
-    served weights: it judges the picture, not a checkpoint. None without calibration."""
+    served weights: it judges the picture, not a checkpoint. None without calibration.
+    ``logits`` and ``maps``: the served weights' pass for this picture, when there was one."""
     stats = ood_stats(entry.weights_source) if entry.id == "tiny" else None
     if stats is None or entry.network is None:
         return None
-    return dict(assess(stats, entry.network, tensor, logits))
+    tensors = None if maps is None else {name: torch.from_numpy(array) for name, array in maps.items()}
+    return dict(assess(stats, entry.network, tensor, logits, tensors))
+
+
+def ood_layers(entry: ModelEntry) -> tuple[str, ...] | None:
+    """The maps ``unfamiliarity`` needs beside the logits to score a picture without running
+    the network; None when it runs the network (or there is no score: then it is instant)."""
+    stats = ood_stats(entry.weights_source) if entry.id == "tiny" else None
+    if stats is None:
+        return ()
+    return {"energy": (), "combined": COMBINED_LAYERS}.get(stats.method)

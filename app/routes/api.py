@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.deps import AvailableModelDep, EngineDep, ModelDep, RegistryDep, SettingsDep
 from app.errors import ProblemError
-from app.inference import image_key
+from app.inference import Stages, image_key
 from app.intake import read_image_bytes
-from app.pipeline import Format, Options, analyze
+from app.pipeline import Format, Options, finish, infer, prepare
 from models.explain.checkpoints import UnknownCheckpoint, resolve_checkpoint
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
@@ -93,6 +93,15 @@ async def activations(
     key = (image_key(data), entry.id, options)
     cached = engine.cache.get(key)
     if cached is None:
-        cached = await engine.run(lambda: analyze(entry, data, options, settings.max_pixels))
+        # Decode and encode on the CPU workers; the forward pass on the inference thread,
+        # batched with other pictures waiting for the same model, checkpoint and layers.
+        cached = await engine.run_staged(
+            Stages(
+                before=lambda: prepare(entry, data, settings.max_pixels),
+                batch_key=(entry.id, *options.batch_key),
+                forward=lambda batch: infer(entry, options, batch),
+                after=lambda prepared, inferred: finish(entry, options, prepared, inferred, engine.map),
+            )
+        )
         engine.cache.put(key, cached)
     return Response(cached.body, media_type=cached.media_type, headers=NO_STORE)  # type: ignore[attr-defined]
