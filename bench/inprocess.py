@@ -1,29 +1,35 @@
 """Rows 1: bare forward (the 1.0x reference), capture, capture + encode, and where the time goes.
 
-"capture + encode" is what the server does once it holds the preprocessed tensor: the
-forward pass with capture of the default layers, quantization, PNG atlases, the picture the
-network saw, statistics and the JSON bytes, ready to send. It is rebuilt here from the same
-functions app.pipeline calls, so each step can be timed on its own; "full pipeline" calls
-app.pipeline.analyze itself (decode and preprocess included) to keep the rebuild honest.
+"capture + encode" is what the server does once it holds the preprocessed picture: the
+forward pass with capture of the default layers, then quantization, PNG atlases, the picture
+the network saw, statistics and the JSON bytes, ready to send. It calls app.pipeline's own
+stage functions (``infer`` then ``finish``) the way the server does for a lone request: the
+layers are encoded side by side on a pool of ``CPU_WORKERS`` threads (app/inference.py).
+"full pipeline" adds decoding and preprocessing (``analyze``). The step rows time each piece
+on one thread, so they add up to the CPU a request costs. The batch rows give the forward
+pass's cost per picture when the server runs 4 or 8 waiting pictures as one batch.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
-from app.encode import as_maps, atlas_columns, data_url, denormalized_png, encode_layer, png_bytes, quantize, tile_atlas
-from app.imaging import decode_image
-from app.pipeline import Options, analyze, top_predictions
+from app.encode import as_maps, atlas_columns, png_bytes, quantize, tile_atlas
+from app.imaging import decode_image, preprocess_image
+from app.inference import CPU_WORKERS, pool_map
+from app.pipeline import Mapper, Options, analyze, compute_batch, finish, infer, picture_png, prepare
 from bench.common import MAX_PIXELS, Config, Row, interleaved, judge, median_ms, photo_jpeg, registry
-from models.activations import Activations, compute_activations
+from models.activations import compute_activations
 from models.registry import ModelEntry
 
 CAPTURE_ENCODE_TARGET = 1.3
+BATCHES = (4, 8)
 
 
 def prepared(entry: ModelEntry) -> tuple[bytes, Any, torch.Tensor]:
@@ -46,49 +52,63 @@ def bare_forward(entry: ModelEntry, tensor: torch.Tensor) -> Callable[[], object
     return run
 
 
-def encode_response(entry: ModelEntry, result: Activations, tensor: torch.Tensor, size: tuple[int, int]) -> bytes:
-    """Everything after the forward pass, as app.pipeline.analyze does it for format=json."""
-    layers = [encode_layer(result.maps[name], entry.layers[name].to_dict()) for name in entry.default_layers]
-    seen = denormalized_png(tensor.numpy(), entry.mean, entry.std)
-    body = {
-        "model": entry.id,
-        "input": {"width": size[0], "height": size[1], "preprocessed": data_url(seen)},
-        "predictions": top_predictions(entry, result.probabilities, 5),
-        "layers": layers,
-        "timings_ms": {},
-    }
-    return json.dumps(body, separators=(",", ":")).encode()
+@contextmanager
+def worker_pool() -> Iterator[Mapper[Any, Any]]:
+    """The server's CPU workers, as a ``mapper`` for app.pipeline.finish."""
+    with ThreadPoolExecutor(max_workers=CPU_WORKERS, thread_name_prefix="bench-cpu") as pool:
+        yield lambda fn, items: pool_map(pool, fn, items)
 
 
-def candidates(entry: ModelEntry) -> dict[str, Callable[[], object]]:
+def candidates(entry: ModelEntry, mapper: Mapper[Any, Any]) -> dict[str, Callable[[], object]]:
     data, image, tensor = prepared(entry)
-    assert entry.network is not None
-    network, layers = entry.network, entry.default_layers
-    result = compute_activations(network, tensor, layers)
-    maps = [as_maps(result.maps[name]) for name in layers]
-    quantized = [quantize(m).q for m in maps]
+    assert entry.network is not None and entry.preprocess is not None
+    network, layers, preprocess = entry.network, entry.default_layers, entry.preprocess
     options = Options(layers, 5, "json")
+    staged = prepare(entry, data, MAX_PIXELS)
+    (inferred,) = infer(entry, options, [staged])
+    maps = [as_maps(inferred.result.maps[name]) for name in layers]
+    quantized = [quantize(m).q for m in maps]
+    batches = {size: torch.stack([tensor] * size) for size in BATCHES}
 
     def capture_encode() -> object:
-        return encode_response(entry, compute_activations(network, tensor, layers), tensor, image.size)
+        (fresh,) = infer(entry, options, [staged])
+        return finish(entry, options, staged, fresh, mapper)
 
     def png() -> object:
         atlases = [png_bytes(tile_atlas(q, atlas_columns(q.shape[0]))) for q in quantized]
-        return atlases, denormalized_png(tensor.numpy(), entry.mean, entry.std)
+        return atlases, picture_png(entry, staged)
 
-    assert entry.preprocess is not None
-    preprocess = entry.preprocess
-    return {
+    def batch_forward(size: int) -> Callable[[], object]:
+        def run() -> object:
+            with torch.inference_mode():
+                return network(batches[size])
+
+        return run
+
+    def batch_capture(size: int) -> Callable[[], object]:
+        return lambda: compute_batch(network, batches[size], layers)
+
+    timed: dict[str, Callable[[], object]] = {
         "bare forward": bare_forward(entry, tensor),
         "capture (default layers)": lambda: compute_activations(network, tensor, layers),
         "capture + encode (ready to send)": capture_encode,
-        "full pipeline (analyze: bytes in, JSON out)": lambda: analyze(entry, data, options, MAX_PIXELS),
+        "full pipeline (analyze: bytes in, JSON out)": lambda: analyze(entry, data, options, MAX_PIXELS, mapper),
         "step: decode": lambda: decode_image(data, MAX_PIXELS),
-        "step: preprocess": lambda: preprocess(image),
+        "step: preprocess": lambda: preprocess_image(preprocess, image),
         "step: quantize": lambda: [quantize(m) for m in maps],
         "step: png": png,
-        "step: encode (quantize + png + stats + json)": lambda: encode_response(entry, result, tensor, image.size),
+        "step: encode (quantize + png + stats + json)": lambda: finish(entry, options, staged, inferred),
     }
+    for size in BATCHES:
+        timed[f"forward, batch of {size}"] = batch_forward(size)
+        timed[f"capture, batch of {size}"] = batch_capture(size)
+    return timed
+
+
+def encode_response(entry: ModelEntry) -> bytes:
+    """The default layers' JSON for the benchmark picture (for its size)."""
+    options = Options(entry.default_layers, 5, "json")
+    return analyze(entry, photo_jpeg(), options, MAX_PIXELS).body
 
 
 def run(config: Config) -> list[Row]:
@@ -98,13 +118,19 @@ def run(config: Config) -> list[Row]:
         # tiny's forward pass takes about a millisecond: more repetitions cost little and
         # steady the medians against the other engineers' jobs.
         reps = config.reps * (3 if model == "tiny" else 1)
-        times = interleaved(candidates(entry), reps)
+        with worker_pool() as mapper:
+            times = interleaved(candidates(entry, mapper), reps)
         med = {name: median_ms(samples) for name, samples in times.items()}
         best = {name: min(samples) * 1000 for name, samples in times.items()}
         bare = med["bare forward"]
         # The breakdown's "forward" is the capture row; "json" is what encode costs beyond
         # quantize and png (statistics, base64, json.dumps): a difference of medians.
         med["step: forward (with capture)"] = med["capture (default layers)"]
+        for size in BATCHES:  # per picture
+            for kind in ("forward", "capture"):
+                name = f"{kind}, batch of {size}"
+                med[name] /= size
+                best[name] /= size
         med["step: json (stats + base64 + dumps)"] = max(
             0.0, med["step: encode (quantize + png + stats + json)"] - med["step: quantize"] - med["step: png"]
         )
@@ -119,19 +145,19 @@ def run(config: Config) -> list[Row]:
             "step: quantize",
             "step: png",
             "step: json (stats + base64 + dumps)",
+            *(f"{kind}, batch of {size}" for size in BATCHES for kind in ("forward", "capture")),
         ]
         for name in order:
             row = Row("in-process", model, name, ms=med[name], best_ms=best.get(name), ratio=med[name] / bare)
             if name == "bare forward":
                 row.note = f"reference, {reps} reps"
+            if "batch of" in name:
+                row.note = "per picture"
             if name == "capture + encode (ready to send)":
                 row.target = f"<= {CAPTURE_ENCODE_TARGET}x"
                 row.status = judge(row.ratio is not None and row.ratio <= CAPTURE_ENCODE_TARGET)
             rows.append(row)
-        _, image, tensor = prepared(entry)
-        assert entry.network is not None
-        result = compute_activations(entry.network, tensor, entry.default_layers)
-        body = encode_response(entry, result, tensor, image.size)
+        body = encode_response(entry)
         size_row = Row("in-process", model, "JSON size, default layers", value=len(body) / 1000, unit="KB")
         if model == "alexnet":
             size_row.target, size_row.status = "< 600 KB", judge(len(body) < 600_000)
