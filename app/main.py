@@ -28,7 +28,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             torch.set_num_interop_threads(1)
         app.state.registry = load_registry(settings.model_ids, settings.alexnet_weights)
         app.state.engine = Engine(
-            settings.torch_threads, settings.queue_size, settings.cache_entries, settings.retry_after_s
+            settings.torch_threads,
+            settings.queue_size,
+            settings.cache_entries,
+            settings.retry_after_s,
+            max_batch=settings.max_batch,
+            cpu_workers=settings.cpu_workers,
+            batch_wait_s=settings.batch_wait_ms / 1000,
         )
         try:
             yield

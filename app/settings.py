@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     queue_size: int = Field(8, description="Requests allowed to wait beyond the running one.")
     retry_after_s: int = Field(1, description="Retry-After seconds sent with 503 when full.")
     torch_threads: int = Field(2, description="Intra-op threads for the inference thread.")
+    max_batch: int = Field(
+        8, ge=1, description="Waiting pictures that may share one forward pass; 1 = no micro-batching."
+    )
+    cpu_workers: int = Field(2, ge=1, description="Threads that decode and encode around the inference thread.")
+    batch_wait_ms: float = Field(
+        10.0, ge=0, description="How long a free inference thread waits for pictures still being decoded."
+    )
     # Abuse limits (docs/RELIABILITY.md lists every one with its variable).
     rate_limit: int = Field(600, ge=0, description="API POSTs per minute per anonymous client; 0 = off.")
     rate_limit_keyed: int = Field(3000, ge=0, description="API POSTs per minute per API key; 0 = off.")

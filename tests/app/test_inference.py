@@ -322,9 +322,11 @@ def test_mixed_input_sizes_fall_back_to_one_forward_pass_each(entries: dict[str,
 # ---------------------------------------------------------------- over HTTP
 
 
+@pytest.mark.parametrize("max_batch", [8, 1])
 def test_concurrent_requests_are_batched_and_each_gets_its_own_picture_s_answer(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, max_batch: int
 ) -> None:
+    """LAYERSCOPE_MAX_BATCH (Settings.max_batch) reaches the engine: 1 turns batching off."""
     import app.routes.api as api
 
     slow = threading.Event()
@@ -337,7 +339,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_picture_s_answer(
         return real_infer(entry, options, batch)
 
     data = pictures(6)
-    with TestClient(create_app(make_settings(cache_entries=0))) as client:
+    with TestClient(create_app(make_settings(cache_entries=0, max_batch=max_batch))) as client:
         png = {"content-type": "image/png"}
         expected = [client.post(ACTIVATIONS, content=d, headers=png).json() for d in data]
         monkeypatch.setattr(api, "infer", slowed)
@@ -353,7 +355,10 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_picture_s_answer(
         for thread in threads:
             thread.join(30)
         batches = client.app.state.engine.batches  # type: ignore[attr-defined]
-    assert max(batches) > 1, batches  # some pictures shared a forward pass
+    if max_batch > 1:
+        assert max(batches) > 1, batches  # some pictures shared a forward pass
+    else:
+        assert set(batches) == {1}, batches
     for i, body in results.items():
         assert body["input"] == expected[i]["input"]
         assert [p["index"] for p in body["predictions"]] == [p["index"] for p in expected[i]["predictions"]]
