@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -169,6 +169,10 @@ class Engine:
             return await loop.run_in_executor(self._workers, stages.after, item, output)
         finally:
             self.in_flight -= 1
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        """Start ``fn`` on a CPU worker (stage 2 hands over layers to encode during the pass)."""
+        return self._workers.submit(fn)
 
     def map(self, fn: Callable[[A], B], items: Sequence[A]) -> list[B]:
         """``map`` over the CPU workers (see ``pool_map``)."""

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -24,7 +26,7 @@ from torch import nn
 
 from app.encode import compact_json, data_url, denormalized_png, layer_json, npz_bytes, png_bytes, raw_marker
 from app.imaging import decode_image, preprocess_image
-from models.activations import Activations, compute_activations
+from models.activations import Activations
 from models.capture import capture
 from models.explain.assets import ood_stats
 from models.explain.checkpoints import network_for
@@ -36,6 +38,21 @@ A = TypeVar("A")
 B = TypeVar("B")
 # How ``finish`` maps the per-layer encoding: the builtin ``map`` (one thread) or a pool's.
 Mapper = Callable[[Callable[[A], B], Sequence[A]], Iterable[B]]
+# How ``infer`` hands a layer's encoding to the CPU workers while the forward pass goes on.
+Submit = Callable[[Callable[[], str]], Future[str]]
+
+
+@dataclass(frozen=True)
+class Early:
+    """A layer's JSON, started on a worker as soon as its map existed (during the pass)."""
+
+    future: Future[str]
+    job: Callable[[], str]
+
+    def result(self) -> str:
+        # Not started yet: run it here. The caller may be one of the pool's own workers, and
+        # waiting for a queued job could then wait forever.
+        return self.job() if self.future.cancel() else self.future.result()
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,8 @@ class Inferred:
     ood_s: float
     batch: int  # how many pictures that forward pass carried
     ood_later: bool = False  # the score needs only ``result``: stage 3 computes it
+    encoded: dict[str, Early] = field(default_factory=dict)  # layers whose JSON is under way
+    picture: Early | None = None  # the picture the network saw, as a PNG data URL, under way
 
 
 def top_predictions(entry: ModelEntry, probabilities: np.ndarray, k: int) -> list[dict[str, Any]]:
@@ -99,14 +118,20 @@ def prepare(entry: ModelEntry, data: bytes, max_pixels: int) -> Prepared:
     return Prepared(tensor, image.size, seen, start, timings)
 
 
-def compute_batch(network: nn.Module, batch: torch.Tensor, layers: Sequence[str]) -> list[Activations]:
+def compute_batch(
+    network: nn.Module,
+    batch: torch.Tensor,
+    layers: Sequence[str],
+    when_complete: Callable[[dict[str, torch.Tensor]], None] | None = None,
+) -> list[Activations]:
     """``compute_activations`` for a batch [B, 3, H, W]: one forward pass, one result per picture.
 
     The convolutions give every picture exactly its batch-1 output; matrix products over a
     batch may sum in another order, so logits can differ from batch 1 in the last float bits
     (about 1e-7 relative here; tests/app/test_inference.py holds them to 1e-5).
+    ``when_complete``: see models.capture.capture.
     """
-    with torch.inference_mode(), capture(network, layers) as outputs:
+    with torch.inference_mode(), capture(network, layers, when_complete) as outputs:
         logits = network(batch)
     return [
         Activations(
@@ -119,8 +144,16 @@ def compute_batch(network: nn.Module, batch: torch.Tensor, layers: Sequence[str]
     ]
 
 
-def infer(entry: ModelEntry, options: Options, batch: Sequence[Prepared]) -> list[Inferred]:
-    """Stage 2, on the inference thread: one forward pass for every picture in ``batch``."""
+def infer(
+    entry: ModelEntry, options: Options, batch: Sequence[Prepared], submit: Submit | None = None
+) -> list[Inferred]:
+    """Stage 2, on the inference thread: one forward pass for every picture in ``batch``.
+
+    With ``submit`` (the CPU workers) and a JSON answer, each requested layer's encoding
+    starts on the workers the moment the last requested layer has its map, while the rest
+    of the network runs: AlexNet's fully connected layers, 60 % of its forward pass, mostly
+    wait on memory, so the encoding costs the request little wall time.
+    """
     network = network_for(entry, options.checkpoint)
     # The unfamiliarity score judges the picture with the served weights. Where it needs only
     # this pass's logits and a few of its maps (captured too: a clone each), stage 3 computes
@@ -128,18 +161,38 @@ def infer(entry: ModelEntry, options: Options, batch: Sequence[Prepared]) -> lis
     later = options.checkpoint is None and ood_layers(entry) is not None
     extra = [name for name in (ood_layers(entry) or ()) if later and name not in options.layers]
     layers = (*options.layers, *extra)
+    encoded: list[dict[str, Early]] = [{} for _ in batch]
+    pictures: list[Early | None] = [None] * len(batch)
+
+    def early(group: list[int]) -> Callable[[dict[str, torch.Tensor]], None] | None:
+        if submit is None or options.format != "json":
+            return None
+
+        def start(outputs: dict[str, torch.Tensor]) -> None:
+            for row, picture in enumerate(group):
+                for name in options.layers:
+                    job = partial(layer_json, outputs[name][row].numpy(), entry.layers[name].to_dict())
+                    encoded[picture][name] = Early(submit(job), job)
+                seen = partial(picture_url, entry, batch[picture])
+                pictures[picture] = Early(submit(seen), seen)
+
+        return start
+
     start = time.perf_counter()
     shapes = {tuple(p.tensor.shape) for p in batch}
-    if len(batch) == 1 or len(shapes) > 1:
-        results = [compute_activations(network, p.tensor, layers) for p in batch]
-    else:
-        results = compute_batch(network, torch.stack([p.tensor for p in batch]), layers)
+    # Pictures of one input size share one pass; otherwise (a model without a fixed crop) one each.
+    groups = [list(range(len(batch)))] if len(shapes) == 1 else [[i] for i in range(len(batch))]
+    results: list[Activations] = [None] * len(batch)  # type: ignore[list-item]
+    for group in groups:
+        tensors = torch.stack([batch[i].tensor for i in group])
+        for i, result in zip(group, compute_batch(network, tensors, layers, early(group)), strict=True):
+            results[i] = result
     forward_s = time.perf_counter() - start
     inferred = []
-    for prepared, result in zip(batch, results, strict=True):
+    for prepared, result, ready, seen in zip(batch, results, encoded, pictures, strict=True):
         mark = time.perf_counter()
         ood = None if later else unfamiliarity(entry, prepared.tensor)
-        inferred.append(Inferred(result, ood, forward_s, time.perf_counter() - mark, len(batch), later))
+        inferred.append(Inferred(result, ood, forward_s, time.perf_counter() - mark, len(batch), later, ready, seen))
     return inferred
 
 
@@ -149,6 +202,11 @@ def picture_png(entry: ModelEntry, prepared: Prepared) -> bytes:
     if prepared.seen is not None:
         return png_bytes(prepared.seen)
     return denormalized_png(prepared.tensor.numpy(), entry.mean, entry.std)
+
+
+def picture_url(entry: ModelEntry, prepared: Prepared) -> str:
+    """``picture_png`` as a JSON string holding its data URL."""
+    return f'"{data_url(picture_png(entry, prepared))}"'
 
 
 def finish(
@@ -166,9 +224,11 @@ def finish(
         return Result(npz_bytes(arrays), "application/x-npz")
 
     def picture() -> str:
-        return f'"{data_url(picture_png(entry, prepared))}"'
+        return inferred.picture.result() if inferred.picture is not None else picture_url(entry, prepared)
 
     def layer(name: str) -> Callable[[], str]:
+        if name in inferred.encoded:  # started during the forward pass
+            return inferred.encoded[name].result
         return lambda: layer_json(result.maps[name], entry.layers[name].to_dict())
 
     def score() -> dict[str, Any] | None:
@@ -199,12 +259,17 @@ def finish(
 
 
 def analyze(
-    entry: ModelEntry, data: bytes, options: Options, max_pixels: int, mapper: Mapper[Any, Any] = map
+    entry: ModelEntry,
+    data: bytes,
+    options: Options,
+    max_pixels: int,
+    mapper: Mapper[Any, Any] = map,
+    submit: Submit | None = None,
 ) -> Result:
     """The three stages in a row for one picture, on this thread (CLI, benchmarks); ``mapper``
-    as in ``finish``."""
+    as in ``finish``, ``submit`` as in ``infer``."""
     prepared = prepare(entry, data, max_pixels)
-    (inferred,) = infer(entry, options, [prepared])
+    (inferred,) = infer(entry, options, [prepared], submit)
     return finish(entry, options, prepared, inferred, mapper)
 
 

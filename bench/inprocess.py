@@ -4,7 +4,8 @@
 forward pass with capture of the default layers, then quantization, PNG atlases, the picture
 the network saw, statistics and the JSON bytes, ready to send. It calls app.pipeline's own
 stage functions (``infer`` then ``finish``) the way the server does for a lone request: the
-layers are encoded side by side on a pool of ``CPU_WORKERS`` threads (app/inference.py).
+layers are encoded side by side on a pool of ``CPU_WORKERS`` threads (app/inference.py),
+starting the moment the last default layer has its map, while the classifier still runs.
 "full pipeline" adds decoding and preprocessing (``analyze``). The step rows time each piece
 on one thread, so they add up to the CPU a request costs. The batch rows give the forward
 pass's cost per picture when the server runs 4 or 8 waiting pictures as one batch.
@@ -23,7 +24,7 @@ import torch
 from app.encode import as_maps, atlas_columns, png_bytes, quantize, tile_atlas
 from app.imaging import decode_image, preprocess_image
 from app.inference import CPU_WORKERS, pool_map
-from app.pipeline import Mapper, Options, analyze, compute_batch, finish, infer, picture_png, prepare
+from app.pipeline import Mapper, Options, Submit, analyze, compute_batch, finish, infer, picture_png, prepare
 from bench.common import MAX_PIXELS, Config, Row, interleaved, judge, median_ms, photo_jpeg, registry
 from models.activations import compute_activations
 from models.registry import ModelEntry
@@ -53,13 +54,13 @@ def bare_forward(entry: ModelEntry, tensor: torch.Tensor) -> Callable[[], object
 
 
 @contextmanager
-def worker_pool() -> Iterator[Mapper[Any, Any]]:
-    """The server's CPU workers, as a ``mapper`` for app.pipeline.finish."""
+def worker_pool() -> Iterator[tuple[Mapper[Any, Any], Submit]]:
+    """The server's CPU workers, as app.pipeline's ``mapper`` (finish) and ``submit`` (infer)."""
     with ThreadPoolExecutor(max_workers=CPU_WORKERS, thread_name_prefix="bench-cpu") as pool:
-        yield lambda fn, items: pool_map(pool, fn, items)
+        yield (lambda fn, items: pool_map(pool, fn, items)), pool.submit
 
 
-def candidates(entry: ModelEntry, mapper: Mapper[Any, Any]) -> dict[str, Callable[[], object]]:
+def candidates(entry: ModelEntry, mapper: Mapper[Any, Any], submit: Submit) -> dict[str, Callable[[], object]]:
     data, image, tensor = prepared(entry)
     assert entry.network is not None and entry.preprocess is not None
     network, layers, preprocess = entry.network, entry.default_layers, entry.preprocess
@@ -71,7 +72,7 @@ def candidates(entry: ModelEntry, mapper: Mapper[Any, Any]) -> dict[str, Callabl
     batches = {size: torch.stack([tensor] * size) for size in BATCHES}
 
     def capture_encode() -> object:
-        (fresh,) = infer(entry, options, [staged])
+        (fresh,) = infer(entry, options, [staged], submit)
         return finish(entry, options, staged, fresh, mapper)
 
     def png() -> object:
@@ -92,7 +93,9 @@ def candidates(entry: ModelEntry, mapper: Mapper[Any, Any]) -> dict[str, Callabl
         "bare forward": bare_forward(entry, tensor),
         "capture (default layers)": lambda: compute_activations(network, tensor, layers),
         "capture + encode (ready to send)": capture_encode,
-        "full pipeline (analyze: bytes in, JSON out)": lambda: analyze(entry, data, options, MAX_PIXELS, mapper),
+        "full pipeline (analyze: bytes in, JSON out)": (
+            lambda: analyze(entry, data, options, MAX_PIXELS, mapper, submit)
+        ),
         "step: decode": lambda: decode_image(data, MAX_PIXELS),
         "step: preprocess": lambda: preprocess_image(preprocess, image),
         "step: quantize": lambda: [quantize(m) for m in maps],
@@ -118,8 +121,8 @@ def run(config: Config) -> list[Row]:
         # tiny's forward pass takes about a millisecond: more repetitions cost little and
         # steady the medians against the other engineers' jobs.
         reps = config.reps * (3 if model == "tiny" else 1)
-        with worker_pool() as mapper:
-            times = interleaved(candidates(entry, mapper), reps)
+        with worker_pool() as (mapper, submit):
+            times = interleaved(candidates(entry, mapper, submit), reps)
         med = {name: median_ms(samples) for name, samples in times.items()}
         best = {name: min(samples) * 1000 for name, samples in times.items()}
         bare = med["bare forward"]

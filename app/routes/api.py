@@ -99,7 +99,7 @@ async def activations(
             Stages(
                 before=lambda: prepare(entry, data, settings.max_pixels),
                 batch_key=(entry.id, *options.batch_key),
-                forward=lambda batch: infer(entry, options, batch),
+                forward=lambda batch: infer(entry, options, batch, engine.submit),
                 after=lambda prepared, inferred: finish(entry, options, prepared, inferred, engine.map),
             )
         )

@@ -307,6 +307,52 @@ def test_a_batched_forward_gives_each_picture_its_batch_of_one_answer(entries: d
                 assert np.array_equal(together.result.maps[name], alone.result.maps[name]), name
 
 
+@pytest.mark.parametrize("model", ["tiny", "alexnet"])
+def test_layers_encoded_during_the_pass_give_the_same_bytes(entries: dict[str, Any], model: str) -> None:
+    entry = entries[model]
+    options = Options(entry.default_layers, 5, "json")
+    prepared = [prepare(entry, data, MAX_PIXELS) for data in pictures(3)]
+    submitted: list[str] = []
+    classifier_ran: list[bool] = []
+    handle = entry.network.classifier.register_forward_hook(lambda *_: classifier_ran.append(True))
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+
+            def submit(job: Callable[[], str]) -> Any:
+                # Started while the classifier has not run yet: during the pass, not after it.
+                submitted.append("during" if not classifier_ran else "after")
+                return pool.submit(job)
+
+            early = infer(entry, options, prepared, submit)
+            classifier_ran.clear()
+            plain = infer(entry, options, prepared)
+            for item, a, b in zip(prepared, early, plain, strict=True):
+                assert set(a.encoded) == set(options.layers) and not b.encoded
+                assert a.picture is not None and b.picture is None
+                got, want = (json.loads(finish(entry, options, item, x).body) for x in (a, b))
+                got.pop("timings_ms"), want.pop("timings_ms")  # the only part that may differ
+                assert got == want
+    finally:
+        handle.remove()
+    assert submitted == ["during"] * (len(prepared) * (len(options.layers) + 1))  # + the picture
+    # npz answers need no JSON: nothing is started for them.
+    (npz,) = infer(entry, Options(entry.default_layers, 5, "npz"), prepared[:1], lambda job: pytest.fail("no"))
+    assert not npz.encoded
+
+
+def test_an_early_encoding_not_yet_started_runs_on_the_caller() -> None:
+    from app.pipeline import Early
+
+    gate = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        blocker = pool.submit(gate.wait)  # the only worker is busy: the job below stays queued
+        job = lambda: "done"  # noqa: E731
+        early = Early(pool.submit(job), job)
+        assert early.result() == "done" and early.future.cancelled()  # no wait on the busy pool
+        gate.set()
+        blocker.result()
+
+
 def test_mixed_input_sizes_fall_back_to_one_forward_pass_each(entries: dict[str, Any]) -> None:
     entry = entries["tiny"]
     options = Options(entry.default_layers, 5, "npz")
@@ -332,11 +378,11 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_picture_s_answer(
     slow = threading.Event()
     real_infer = api.infer
 
-    def slowed(entry: Any, options: Options, batch: list[Any]) -> list[Any]:
+    def slowed(entry: Any, options: Options, batch: list[Any], submit: Any = None) -> list[Any]:
         if not slow.is_set():  # the first forward pass waits, so the others queue behind it
             slow.set()
             time.sleep(0.5)
-        return real_infer(entry, options, batch)
+        return real_infer(entry, options, batch, submit)
 
     data = pictures(6)
     with TestClient(create_app(make_settings(cache_entries=0, max_batch=max_batch))) as client:

@@ -61,3 +61,26 @@ def test_works_by_dotted_name_on_alexnet_layout() -> None:
     assert torch.equal(out["features.0"], conv)
     assert torch.equal(out["features.1"], conv.clamp_min(0))
     assert torch.equal(out["classifier.6"], logits)
+
+
+def test_when_complete_runs_once_per_pass_after_the_named_layers_and_before_the_rest() -> None:
+    torch.manual_seed(0)
+    net = tiny_net()
+    events: list[str] = []
+    last = net[len(net) - 1]
+    last.register_forward_pre_hook(lambda *_: events.append("last layer starts"))
+
+    def complete(outputs: dict[str, torch.Tensor]) -> None:
+        events.append(f"complete: {sorted(outputs)}")
+        # The maps are there already, values and all: the caller can start on them.
+        conv = net[0]
+        assert isinstance(conv, nn.Conv2d)
+        torch.testing.assert_close(outputs["1"], torch.relu(nn.functional.conv2d(x, conv.weight)))
+
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad(), capture(net, ["1", "0"], when_complete=complete):
+        net(x)
+        net(x)
+    assert events == ["complete: ['0', '1']", "last layer starts"] * 2
+    last._forward_pre_hooks.clear()
+    assert all_hooks(net) == 0
