@@ -22,12 +22,10 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
-from torch import nn
 
 from app.encode import compact_json, data_url, denormalized_png, layer_json, npz_bytes, png_bytes, raw_marker
 from app.imaging import decode_image, preprocess_image
-from models.activations import Activations
-from models.capture import capture
+from models.activations import Activations, compute_batch
 from models.explain.assets import ood_stats
 from models.explain.checkpoints import network_for
 from models.explain.ood import COMBINED_LAYERS, assess
@@ -118,32 +116,6 @@ def prepare(entry: ModelEntry, data: bytes, max_pixels: int) -> Prepared:
     return Prepared(tensor, image.size, seen, start, timings)
 
 
-def compute_batch(
-    network: nn.Module,
-    batch: torch.Tensor,
-    layers: Sequence[str],
-    when_complete: Callable[[dict[str, torch.Tensor]], None] | None = None,
-) -> list[Activations]:
-    """``compute_activations`` for a batch [B, 3, H, W]: one forward pass, one result per picture.
-
-    The convolutions give every picture exactly its batch-1 output; matrix products over a
-    batch may sum in another order, so logits can differ from batch 1 in the last float bits
-    (about 1e-7 relative here; tests/app/test_inference.py holds them to 1e-5).
-    ``when_complete``: see models.capture.capture.
-    """
-    with torch.inference_mode(), capture(network, layers, when_complete) as outputs:
-        logits = network(batch)
-    return [
-        Activations(
-            maps={name: outputs[name][i].numpy() for name in layers},
-            logits=logits[i].numpy(),
-            # Per row, as compute_activations does it for one picture.
-            probabilities=torch.softmax(logits[i].double(), dim=0).float().numpy(),
-        )
-        for i in range(batch.shape[0])
-    ]
-
-
 def infer(
     entry: ModelEntry, options: Options, batch: Sequence[Prepared], submit: Submit | None = None
 ) -> list[Inferred]:
@@ -158,8 +130,9 @@ def infer(
     # The unfamiliarity score judges the picture with the served weights. Where it needs only
     # this pass's logits and a few of its maps (captured too: a clone each), stage 3 computes
     # it off this thread; otherwise (a checkpoint, a score that runs the network) it runs here.
-    later = options.checkpoint is None and ood_layers(entry) is not None
-    extra = [name for name in (ood_layers(entry) or ()) if later and name not in options.layers]
+    needed = ood_layers(entry)
+    later = options.checkpoint is None and needed is not None
+    extra = [name for name in (needed or ()) if later and name not in options.layers]
     layers = (*options.layers, *extra)
     encoded: list[dict[str, Early]] = [{} for _ in batch]
     pictures: list[Early | None] = [None] * len(batch)
@@ -171,7 +144,7 @@ def infer(
         def start(outputs: dict[str, torch.Tensor]) -> None:
             for row, picture in enumerate(group):
                 for name in options.layers:
-                    job = partial(layer_json, outputs[name][row].numpy(), entry.layers[name].to_dict())
+                    job = layer_job(entry, name, outputs[name][row].numpy())
                     encoded[picture][name] = Early(submit(job), job)
                 seen = partial(picture_url, entry, batch[picture])
                 pictures[picture] = Early(submit(seen), seen)
@@ -194,6 +167,11 @@ def infer(
         ood = None if later else unfamiliarity(entry, prepared.tensor)
         inferred.append(Inferred(result, ood, forward_s, time.perf_counter() - mark, len(batch), later, ready, seen))
     return inferred
+
+
+def layer_job(entry: ModelEntry, name: str, maps: np.ndarray) -> Callable[[], str]:
+    """The work that turns one layer's maps [C, h, w] into its JSON text."""
+    return partial(layer_json, maps, entry.layers[name].to_dict())
 
 
 def picture_png(entry: ModelEntry, prepared: Prepared) -> bytes:
@@ -229,7 +207,7 @@ def finish(
     def layer(name: str) -> Callable[[], str]:
         if name in inferred.encoded:  # started during the forward pass
             return inferred.encoded[name].result
-        return lambda: layer_json(result.maps[name], entry.layers[name].to_dict())
+        return layer_job(entry, name, result.maps[name])
 
     def score() -> dict[str, Any] | None:
         started = time.perf_counter()

@@ -24,9 +24,9 @@ import torch
 from app.encode import as_maps, atlas_columns, png_bytes, quantize, tile_atlas
 from app.imaging import decode_image, preprocess_image
 from app.inference import CPU_WORKERS, pool_map
-from app.pipeline import Mapper, Options, Submit, analyze, compute_batch, finish, infer, picture_png, prepare
+from app.pipeline import Mapper, Options, Submit, analyze, finish, infer, picture_png, prepare
 from bench.common import MAX_PIXELS, Config, Row, interleaved, judge, median_ms, photo_jpeg, registry
-from models.activations import compute_activations
+from models.activations import compute_activations, compute_batch
 from models.registry import ModelEntry
 
 CAPTURE_ENCODE_TARGET = 1.3

@@ -29,7 +29,7 @@ of familiar pictures are flagged, whatever the units of the score.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,11 +163,15 @@ def calibrate(stats: OODStats, familiar: np.ndarray, percentile: float, sha256: 
     return OODStats(stats.centre, stats.scale, stats.means, stats.precision, threshold, percentile, sha256)
 
 
+def energy_of(logits: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Minus the log-sum-exp of logits [..., K] in float64, [...] (larger: more unfamiliar)."""
+    return np.asarray((-torch.logsumexp(torch.as_tensor(logits).double(), dim=-1)).numpy())
+
+
 def energy(network: nn.Module, batch: torch.Tensor) -> np.ndarray:
-    """Minus the log-sum-exp of the logits, float64 [B] (larger: more unfamiliar)."""
+    """The energy of normalized images [B, 3, H, W], float64 [B]."""
     with torch.inference_mode():
-        logits = network(batch).double()
-    return np.asarray((-torch.logsumexp(logits, dim=1)).numpy())
+        return energy_of(network(batch))
 
 
 def energy_stats(familiar: np.ndarray, percentile: float, sha256: str) -> OODStats:
@@ -243,9 +247,8 @@ def combined(stats: OODStats, seen: Evidence) -> np.ndarray:
     """The combined score: the three parts' surprises added, float64 [B]."""
     gram = stats.gram
     assert gram is not None
-    energies = -torch.logsumexp(torch.from_numpy(seen.logits), dim=1).numpy()
     deviation = gram_deviation(gram.mins, gram.maxs, gram.expected, seen.rows, seen.logits.argmax(1))
-    return np.asarray(surprise(gram.energies, energies) + surprise(gram.calibration, deviation)
+    return np.asarray(surprise(gram.energies, energy_of(seen.logits)) + surprise(gram.calibration, deviation)
                       + surprise(gram.distances, scores(stats, seen.parts)))
 
 
@@ -259,15 +262,11 @@ def combined_stats(fit_seen: Evidence, fit_labels: np.ndarray, reference: Eviden
     expected = {layer: float(gram_deviation(mins, maxs, None, {layer: r}, predicted).mean()) + 1e-9
                 for layer, r in reference.rows.items()}
     deviation = gram_deviation(mins, maxs, expected, reference.rows, predicted)
-    energies = -torch.logsumexp(torch.from_numpy(reference.logits), dim=1).numpy()
     parts = fit(fit_seen.parts, fit_labels)
-    gram = GramStats(mins, maxs, expected, np.sort(deviation), np.sort(energies),
+    gram = GramStats(mins, maxs, expected, np.sort(deviation), np.sort(energy_of(reference.logits)),
                      np.sort(scores(parts, reference.parts)))
-    draft = OODStats(parts.centre, parts.scale, parts.means, parts.precision, float("inf"), percentile, sha256,
-                     "combined", gram)
-    threshold = float(np.percentile(combined(draft, held_out), percentile))
-    return OODStats(parts.centre, parts.scale, parts.means, parts.precision, threshold, percentile, sha256,
-                    "combined", gram)
+    draft = replace(parts, percentile=percentile, weights_sha256=sha256, method="combined", gram=gram)
+    return replace(draft, threshold=float(np.percentile(combined(draft, held_out), percentile)))
 
 
 def score_batch(stats: OODStats, network: nn.Module, batch: torch.Tensor) -> np.ndarray:
@@ -289,7 +288,7 @@ def assess(
     for this image. When they hold what the score needs, no second forward pass is run.
     """
     if stats.method == "energy" and logits is not None:
-        score = float(-torch.logsumexp(torch.from_numpy(logits).double(), dim=0))
+        score = float(energy_of(logits))
     elif (stats.method == "combined" and logits is not None and maps is not None
           and all(layer in maps for layer in COMBINED_LAYERS)):
         seen = Evidence.from_outputs(torch.as_tensor(np.asarray(logits, dtype=np.float64))[None],
