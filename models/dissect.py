@@ -317,12 +317,13 @@ def summarize(units: dict[str, list[dict[str, Any]]], names: list[str], kinds: l
 def run(model: nn.Module, meta: dict[str, Any], seed: int, images: int,
         twin_seed: int = 12345) -> dict[str, Any]:
     """Dissect ``model`` and its untrained twin on ``images`` fresh images of world ``seed``."""
+    from models import probe  # probe builds on this module's IoU, so it is imported late
+
     size = int(meta["input_size"])
     mask_size = size // 2
     samples = [world.generate(seed, i, size) for i in range(images)]
     concepts = world_concepts(samples, mask_size)
-    x = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float().div_(255.0)
-    x = (x - torch.tensor(meta["mean"]).view(1, 3, 1, 1)) / torch.tensor(meta["std"]).view(1, 3, 1, 1)
+    x = normalized_images(samples, meta)
     qs = matched_quantiles(concepts.fractions())
     torch.manual_seed(twin_seed)
     twin = MiniAlexNet(getattr(model, "config", None)).eval()
@@ -335,8 +336,17 @@ def run(model: nn.Module, meta: dict[str, Any], seed: int, images: int,
     }
     alignment = layer_alignment(twin, size)
     report["alignment"] = {t: {"offset": a.offset, "stride": a.stride} for t, a in alignment.items()}
+    # Probes are fitted on other images than the ones they are scored on (models/probe.py).
+    fit_samples = [world.generate(probe.PROBE_SEED, i, size) for i in range(images)]
+    fit_x = normalized_images(fit_samples, meta)
+    fit_masks = world_concepts(fit_samples, size).masks
+    report["probe_seed"] = probe.PROBE_SEED
     for label, net in (("trained", model), ("untrained", twin)):
-        units = dissect_activations(layer_activations(net, x, CONV_LAYERS), concepts, qs, alignment)
+        acts = layer_activations(net, x, CONV_LAYERS)
+        units = dissect_activations(acts, concepts, qs, alignment)
+        fit_acts = layer_activations(net, fit_x, CONV_LAYERS)
+        probes = {t: probe.probe_iou(fit_acts[t], fit_masks, acts[t], concepts, qs, alignment[t]) for t in acts}
+        del fit_acts
         sel = selectivity(net, CONV_LAYERS, size, meta["mean"], meta["std"])
         for title, rows in units.items():
             for r in rows:
@@ -344,9 +354,24 @@ def run(model: nn.Module, meta: dict[str, Any], seed: int, images: int,
                 r["preferred_deg"] = float(sel[title]["preferred_deg"][r["unit"]])
                 r["colour"] = round(float(sel[title]["colour"][r["unit"]]), 4)
                 r["category"] = classify_unit(r)
-        report[label] = {"units": units, "layers": summarize(units, concepts.names, concepts.kinds)}
+        layers = summarize(units, concepts.names, concepts.kinds)
+        for t, iou in probes.items():
+            layers[t]["probe_iou"] = {c: round(float(v), 4) for c, v in zip(concepts.names, iou, strict=True)}
+        report[label] = {"units": units, "layers": layers}
+    # The ideal unit of each layer: the concept itself at that layer's resolution.
+    full_masks = world_concepts(samples, size).masks
+    report["ceiling_iou"] = {}
+    for t, a in acts.items():
+        iou = probe.ceiling(full_masks, concepts, qs, alignment[t], a.shape[-1])
+        report["ceiling_iou"][t] = {c: round(float(v), 4) for c, v in zip(concepts.names, iou, strict=True)}
     report["targets"] = check_targets(report)
     return report
+
+
+def normalized_images(samples: Sequence[world.Sample], meta: dict[str, Any]) -> torch.Tensor:
+    """Generated images as the network's N x 3 x S x S input (the model's normalization)."""
+    x = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - torch.tensor(meta["mean"]).view(1, 3, 1, 1)) / torch.tensor(meta["std"]).view(1, 3, 1, 1)
 
 
 def layer_alignment(model: nn.Module, input_size: int) -> dict[str, Alignment]:
@@ -365,6 +390,17 @@ def check_targets(report: dict[str, Any]) -> dict[str, Any]:
     # "scrambled" is not an object: any class's parts in a wrong arrangement, so no unit's
     # region can match every scrambled object. It is reported, not counted.
     obj_best = {c: layers["conv5"]["best_iou"][c] for c in world.CLASSES if c != "scrambled"}
+    # Not targets: what the best combination of units (models/probe.py) reaches, and what
+    # the layers' resolution allows, so a miss can be read as "spread over units" or
+    # "out of reach".
+    probes = "probe_iou" in layers["conv5"]
+    more: dict[str, Any] = {} if not probes else {
+        "part_best_probe_iou_conv2_5": {p: max(layers[t]["probe_iou"][p] for t in deep) for p in world.PARTS},
+        "object_best_probe_iou_conv5": {c: layers["conv5"]["probe_iou"][c] for c in obj_best},
+    }
+    if "ceiling_iou" in report:
+        more["part_ceiling_iou_conv5"] = {p: report["ceiling_iou"]["conv5"][p] for p in world.PARTS}
+        more["object_ceiling_iou_conv5"] = {c: report["ceiling_iou"]["conv5"][c] for c in obj_best}
     shares = [layers[t]["part_detectors"] + layers[t]["object_detectors"] for t in CONV_LAYERS]
     return {
         "conv1_selective_share": layers["conv1"]["edge_or_colour"],
@@ -377,6 +413,7 @@ def check_targets(report: dict[str, Any]) -> dict[str, Any]:
         "detector_share_by_layer": dict(zip(CONV_LAYERS, [round(s, 4) for s in shares], strict=True)),
         # Rises: conv5 above conv1 and no layer more than 0.05 below the one before it.
         "detector_share_rises": bool(shares[-1] > shares[0] and all(b >= a - 0.05 for a, b in pairwise(shares))),
+        **more,
     }
 
 
@@ -395,6 +432,7 @@ def summary_for_metadata(report: dict[str, Any]) -> dict[str, Any]:
         "seed": report["seed"], "images": report["images"], "mask_size": report["mask_size"],
         "quantile": report["quantile"], "detector_iou": report["detector_iou"],
         "trained": slim(report["trained"]["layers"]), "untrained": slim(report["untrained"]["layers"]),
+        "probe_seed": report.get("probe_seed"), "ceiling_iou": report.get("ceiling_iou"),
         "targets": report["targets"],
     }
 
@@ -421,14 +459,23 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax[0].set_xticks(xs, titles)
     ax[0].set(ylabel="share of units", title="unit categories (left trained, right untrained)")
     ax[0].legend(fontsize=6, loc="upper left")
-    for k, (kind, names) in enumerate((("part", world.PARTS), ("object", world.CLASSES))):
+    objects = [c for c in world.CLASSES if c != "scrambled"]
+    for k, (kind, names) in enumerate((("part", world.PARTS), ("object", objects))):
+        def mean_of(per_layer: dict[str, dict[str, float]], names: Sequence[str] = names) -> list[float]:
+            return [float(np.mean([per_layer[t][c] for c in names])) for t in titles]
         for label, style in (("trained", "-o"), ("untrained", "--x")):
             layers = report[label]["layers"]
-            ys = [np.mean([layers[t]["best_iou"][c] for c in names]) for t in titles]
-            ax[k + 1].plot(titles, ys, style, label=label)
+            ax[k + 1].plot(titles, mean_of({t: layers[t]["best_iou"] for t in titles}), style,
+                           label=f"best unit, {label}")
+            if "probe_iou" in layers[titles[0]]:
+                ax[k + 1].plot(titles, mean_of({t: layers[t]["probe_iou"] for t in titles}), style, alpha=0.5,
+                               label=f"best combination of units, {label}")
+        if "ceiling_iou" in report:
+            ax[k + 1].plot(titles, mean_of(report["ceiling_iou"]), ":", color="grey",
+                           label="ideal unit (the layer's resolution)")
         ax[k + 1].axhline(TARGET_IOU, color="grey", lw=0.8, ls=":")
-        ax[k + 1].set(title=f"mean over {kind} concepts of best unit IoU", ylim=(0, 0.5))
-        ax[k + 1].legend()
+        ax[k + 1].set(title=f"{kind} concepts: mean IoU", ylim=(0, 1.0))
+        ax[k + 1].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
