@@ -308,6 +308,8 @@ def summarize(units: dict[str, list[dict[str, Any]]], names: list[str], kinds: l
             "part_detectors": round(cats.count("part") / n, 4),
             "object_detectors": round(cats.count("object") / n, 4),
             "mean_best_iou": round(float(np.mean([r["iou"] for r in rows])), 4),
+            # Each unit once (a detector first, else edge/colour): the shares add up to 1.
+            "category_share": {c: round(cats.count(c) / n, 4) for c in ("edge/colour", "part", "object", "none")},
             "best_iou": {c: round(float(per[:, k].max()), 4) for k, c in enumerate(names)},
             "best_unit": {c: int(per[:, k].argmax()) for k, c in enumerate(names)},
         }

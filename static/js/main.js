@@ -11,6 +11,7 @@ import { highlightFilter, showFilters } from './filters.js';
 import { clearCam, showCam } from './gradcam.js';
 import { fill, loadTexts, t, texts } from './i18n.js';
 import { initInputs, loadFirstSample, markChosen } from './inputs.js';
+import { showMeasured } from './measured.js';
 import { renderOod, renderPredictions } from './predictions.js';
 import { LayerMaps } from './render.js';
 import { fieldOf, placeBox } from './rf.js';
@@ -222,7 +223,10 @@ function choose(id, value, key) {
   select.addEventListener('change', () => {
     state[key] = select.value;
     saveState();
-    if (key === 'level') applyWords();
+    if (key === 'level') {
+      applyWords();
+      showMeasured(model(), state.level);
+    }
     if (key === 'norm' || key === 'cmap') {
       redrawAll(view());
       paintLegend();
@@ -234,6 +238,7 @@ function choose(id, value, key) {
       state.checkpoint = setCheckpoints(model(), null);
       saveState();
       showFilters(model(), state.checkpoint);
+      showMeasured(model(), state.level);
       loadLabels();
       if (lastBlob) run(lastBlob);
       else applyWords();
@@ -268,6 +273,7 @@ async function main() {
   });
   renderModelNote();
   applyWords();
+  showMeasured(model(), state.level);
   paintLegend();
 
   initCloseup({

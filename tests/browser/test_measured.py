@@ -1,0 +1,107 @@
+"""The measured hierarchy on the page: charts drawn from the dissection the tiny model ships.
+
+Expected numbers come from ``models/weights/tiny.json`` read here (what ``models.dissect``
+wrote), and the bars' geometry is checked against them: what is drawn is what was measured.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import ROOT, screenshot
+from tests.browser.test_page import visit, wait_until
+
+pytestmark = pytest.mark.browser
+
+DISSECTION = json.loads((ROOT / "models" / "weights" / "tiny.json").read_text())["metrics"]["dissection"]
+TITLES = list(DISSECTION["trained"])
+PLOT_HEIGHT = 176 - 14  # measured.js: PLOT.bottom - PLOT.top, in viewBox units
+
+BARS = """() => [...document.querySelectorAll('#measured [data-chart=units] rect.share')].map((r) => ({
+  layer: r.dataset.layer, which: r.dataset.which, kind: r.dataset.kind,
+  value: Number(r.dataset.value), height: Number(r.getAttribute('height')),
+  drawn: r.getBoundingClientRect().width * r.getBoundingClientRect().height,
+}))"""
+DOTS = """() => [...document.querySelectorAll('#measured [data-chart=iou] circle.dot')].map((c) => ({
+  series: c.dataset.series, layer: c.dataset.layer, value: Number(c.dataset.value),
+}))"""
+
+
+def dots(page: Any) -> dict[tuple[str, str], float]:
+    return {(d["series"], d["layer"]): d["value"] for d in page.evaluate(DOTS)}
+
+
+def test_unit_categories_are_drawn_from_the_dissection(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    visit(page, server)
+    page.wait_for_selector("#measured:not([hidden])")
+    page.locator("#measured").scroll_into_view_if_needed()
+    screenshot(page, "measured-hierarchy")
+    bars = page.evaluate(BARS)
+    kinds = {"edge/colour", "part", "object"}
+    assert len(bars) == len(TITLES) * 2 * len(kinds)
+    for bar in bars:
+        expected = DISSECTION[bar["which"]][bar["layer"]]["category_share"][bar["kind"]]
+        assert bar["value"] == pytest.approx(expected)
+        assert bar["height"] == pytest.approx(expected * PLOT_HEIGHT, abs=1e-3)
+        assert (bar["drawn"] > 0) == (expected > 0)  # on screen, not only in the attributes
+    # The hierarchy, as drawn: trained part + object bars are taller in conv5 than in conv1.
+    def detectors(layer: str) -> float:
+        return sum(b["height"] for b in bars if b["layer"] == layer and b["which"] == "trained"
+                   and b["kind"] in ("part", "object"))
+    assert detectors(TITLES[-1]) > detectors(TITLES[0])
+
+
+def test_iou_lines_follow_the_chosen_concept(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    visit(page, server)
+    page.wait_for_selector("#measured:not([hidden])")
+    parts = list(DISSECTION["targets"]["part_best_iou_conv2_5"])
+    shown = dots(page)  # default: the mean over part types
+    for t in TITLES:
+        mean_unit = sum(DISSECTION["trained"][t]["best_iou"][p] for p in parts) / len(parts)
+        assert shown[("unit", t)] == pytest.approx(mean_unit)
+    page.select_option("#measured-concept", "wheel")
+    wait_until(page, "document.querySelector('#measured-concept').value === 'wheel'")
+    shown = dots(page)
+    for t in TITLES:
+        assert shown[("unit", t)] == pytest.approx(DISSECTION["trained"][t]["best_iou"]["wheel"])
+        assert shown[("combination", t)] == pytest.approx(DISSECTION["trained"][t]["probe_iou"]["wheel"])
+        assert shown[("untrained", t)] == pytest.approx(DISSECTION["untrained"][t]["best_iou"]["wheel"])
+        assert shown[("ideal", t)] == pytest.approx(DISSECTION["ceiling_iou"][t]["wheel"])
+    # Drawn where the value says: the conv5 dot of the best unit sits at its IoU on the axis.
+    cy = float(page.locator('#measured circle.dot.unit[data-layer="conv5"]').get_attribute("cy"))
+    assert cy == pytest.approx(176 - DISSECTION["trained"]["conv5"]["best_iou"]["wheel"] * PLOT_HEIGHT, abs=1e-3)
+    # A level change keeps the chosen concept.
+    page.select_option("#level", "expert")
+    assert page.locator("#measured-concept").input_value() == "wheel"
+
+
+def test_words_follow_the_level_and_carry_the_numbers(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    visit(page, server)
+    page.wait_for_selector("#measured:not([hidden])")
+    texts: dict[str, str] = {}
+    for level in ("child", "teen", "adult", "student", "expert"):
+        page.select_option("#level", level)
+        texts[level] = page.locator("#measured-text").inner_text()
+        assert texts[level] and "{" not in texts[level], level
+    assert len(set(texts.values())) == 5
+    reached = sum(v >= 0.2 for v in DISSECTION["targets"]["part_best_probe_iou_conv2_5"].values())
+    assert f"{reached}/{len(DISSECTION['targets']['part_best_iou_conv2_5'])}" in texts["expert"]
+    conv5 = DISSECTION["trained"]["conv5"]
+    assert f"{round((conv5['part_detectors'] + conv5['object_detectors']) * 100)}\u00a0%" in texts["adult"]
+
+
+def test_only_for_a_model_with_a_dissection(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    visit(page, server)
+    page.wait_for_selector("#measured:not([hidden])")
+    page.select_option("#model", "alexnet")  # ImageNet has no part masks: nothing measured
+    wait_until(page, "document.querySelector('#measured').hidden")
+    assert page.locator("#measured [data-chart]").count() == 0
+    page.select_option("#model", "tiny")
+    page.wait_for_selector("#measured:not([hidden]) [data-chart=units]")
