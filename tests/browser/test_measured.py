@@ -105,3 +105,18 @@ def test_only_for_a_model_with_a_dissection(server: str, page_factory: Any) -> N
     assert page.locator("#measured [data-chart]").count() == 0
     page.select_option("#model", "tiny")
     page.wait_for_selector("#measured:not([hidden]) [data-chart=units]")
+
+
+def test_fits_a_small_phone(server: str, page_factory: Any) -> None:
+    page, _ = page_factory(360, 740, is_mobile=True, has_touch=True, device_scale_factor=2)
+    visit(page, server)
+    page.wait_for_selector("#measured:not([hidden])")
+    page.locator("#measured").scroll_into_view_if_needed()
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth + 1")
+    # Both charts stacked, each as wide as the figure allows and with its bars on screen.
+    boxes = page.evaluate("""() => [...document.querySelectorAll('#measured svg.chart')].map((s) => {
+      const r = s.getBoundingClientRect(); return { left: r.left, right: r.right, width: r.width, top: r.top };
+    })""")
+    assert len(boxes) == 2 and boxes[1]["top"] > boxes[0]["top"]
+    assert all(b["left"] >= 0 and b["right"] <= 360 + 1 and b["width"] > 250 for b in boxes)
+    screenshot(page, "phone-measured")
