@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from bench import common
+from bench import common, gradcam
 from bench.__main__ import parse, run_groups
 from bench.common import Config
 from bench.report import markdown
@@ -65,6 +65,13 @@ def test_in_process_rows_have_finite_ratios(monkeypatch: pytest.MonkeyPatch) -> 
         assert row.ms is not None or row.value is not None, row
         if row.ms is not None:
             assert row.ratio is not None and math.isfinite(row.ratio) and row.ratio > 0, row
+    # pytorch-grad-cam both ways (timed, or skipped when not installed); when timed, our map
+    # matches both of its maps and the speed-up row says which call it is judged against.
+    cams = {row.name: row for row in rows if row.group == "gradcam"}
+    assert {gradcam.AS_BUILT, gradcam.FROZEN} <= set(cams)
+    if cams[gradcam.AS_BUILT].status != "skipped":
+        assert cams[gradcam.OURS].note.endswith("(ok)"), cams[gradcam.OURS].note
+        assert "as built" in cams["speed-up: pytorch-grad-cam / ours"].note
     bare = next(r for r in rows if r.group == "in-process" and r.name == "bare forward")
     assert bare.ratio == 1.0
     # The table renders and the rows serialize.
