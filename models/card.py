@@ -383,9 +383,9 @@ def render(meta: dict[str, Any], explain: dict[str, Any] | None, repro: dict[str
         "(0.13 and 0.15 here). Not because the world draws them as different shapes in different classes: a "
         "run on a world where every mouth is one smile arc, every ear one two-tone ellipse and every window a "
         "rectangle (same recipe, 23 min) left them where they were (combinations 0.13 and 0.16), with 97.7 % "
-        "accuracy and single units reaching 0.20 for 1 of 12 parts and 5 of 10 objects: within the spread "
-        "between training runs. Every best IoU is still 3-10x its untrained twin's, and the share of detectors "
-        "rises layer by layer.",
+        "accuracy and single units reaching 0.20 for 1 of 12 parts and 5 of 10 objects (not shipped: the "
+        "targets are still missed). Why these two stay low is not measured. Every best IoU is still 3-10x "
+        "its untrained twin's, and the share of detectors rises layer by layer.",
         "- **Grad-CAM at conv5** (the API's default layer, as the issue defines it) does not concentrate on the "
         "object for this model (inside/outside about 1.0), as with the first model (1.07); conv3 does (see "
         "*Explanations* below), so the page asks for conv3 on tiny. Why, measured (*Explanations*, last table): "
