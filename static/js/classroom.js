@@ -3,17 +3,21 @@
 import { $, $$, el } from './dom.js';
 import { t } from './i18n.js';
 
-export const STEPS = ['input', 'edges', 'textures', 'parts', 'objects', 'prediction'];
+const STAGES = ['input', 'edges', 'textures', 'parts', 'objects', 'prediction'];
+let STEPS = STAGES; // plus 'measured' last, for a model whose hierarchy was measured (tiny)
 let step = 0;
 let active = false;
 let hooks = { onEnter: async () => {}, onStep: () => {} };
 
-const stepTitle = (i) => $(`.band[data-stage="${STEPS[i]}"] .band-title`)?.textContent || STEPS[i];
+const stepTitle = (i) => (STEPS[i] === 'measured'
+  ? t('measured_step') // short: the dot labels share one line under the projector
+  : $(`.band[data-stage="${STEPS[i]}"] .band-title`)?.textContent) || STEPS[i];
 
 function go(i) {
   step = Math.max(0, Math.min(STEPS.length - 1, i));
   document.body.dataset.step = STEPS[step];
   for (const band of $$('.band[data-stage]')) band.classList.toggle('current', band.dataset.stage === STEPS[step]);
+  $('#measured').classList.toggle('current', STEPS[step] === 'measured');
   $$('#dots li').forEach((dot, k) => {
     dot.classList.toggle('done', k < step);
     const button = dot.firstChild;
@@ -41,6 +45,7 @@ function onKey(event) {
 }
 
 function buildDots() {
+  STEPS = $('#measured').hidden ? STAGES : [...STAGES, 'measured'];
   $('#dots').replaceChildren(...STEPS.map((stage, k) => {
     const button = el('button', { type: 'button', class: 'dot', 'aria-label': t('tour_step', { i: k + 1, n: STEPS.length, title: stepTitle(k) }) });
     button.addEventListener('click', () => go(k));
@@ -70,7 +75,7 @@ export function exit() {
   active = false;
   document.body.classList.remove('classroom');
   delete document.body.dataset.step;
-  for (const band of $$('.band.current')) band.classList.remove('current');
+  for (const band of $$('.band.current, #measured.current')) band.classList.remove('current');
   $('#classroom').setAttribute('aria-pressed', 'false');
   $('#classroom').textContent = t('classroom');
   $('#tour').hidden = true;

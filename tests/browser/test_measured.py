@@ -120,3 +120,16 @@ def test_fits_a_small_phone(server: str, page_factory: Any) -> None:
     assert len(boxes) == 2 and boxes[1]["top"] > boxes[0]["top"]
     assert all(b["left"] >= 0 and b["right"] <= 360 + 1 and b["width"] > 250 for b in boxes)
     screenshot(page, "phone-measured")
+
+
+def test_classroom_tour_ends_with_it_only_when_measured(server: str, page_factory: Any) -> None:
+    page, _ = page_factory(1920, 1080)
+    visit(page, server)
+    page.select_option("#model", "alexnet")
+    wait_until(page, "document.querySelector('#measured').hidden")
+    page.locator("[data-testid=classroom]").click()
+    page.wait_for_selector("body.classroom")
+    page.wait_for_selector("[data-testid=predictions] li", state="attached")
+    assert page.locator("#dots li").count() == 6
+    page.keyboard.press("End")
+    assert page.evaluate("document.body.dataset.step") == "prediction"

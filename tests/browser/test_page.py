@@ -189,7 +189,8 @@ def test_classroom_tour_with_keys(server: str, page_factory: Any) -> None:
     upload(page)
     page.locator("[data-testid=classroom]").click()
     page.wait_for_selector("body.classroom")
-    assert page.locator("#dots li").count() == 6
+    # The six stages, then what the dissection measured (tiny has it; tests/browser/test_measured.py).
+    assert page.locator("#dots li").count() == 7
     assert page.evaluate("document.body.dataset.step") == "input"
     screenshot(page, "projector-classroom-input")
     page.keyboard.press("ArrowRight")
@@ -204,10 +205,16 @@ def test_classroom_tour_with_keys(server: str, page_factory: Any) -> None:
     page.keyboard.press("PageUp")
     assert page.evaluate("document.body.dataset.step") == "textures"
     page.keyboard.press("End")
+    assert page.evaluate("document.body.dataset.step") == "measured"
+    assert page.locator("#measured [data-chart=units]").is_visible()
+    assert not page.locator("[data-testid=predictions]").is_visible()
+    screenshot(page, "projector-classroom-measured")
+    page.keyboard.press("ArrowLeft")
     assert page.locator("[data-testid=predictions]").is_visible()
+    assert not page.locator("#measured").is_visible()
     screenshot(page, "projector-classroom-prediction")
     for level, step in itertools.product(
-        ("child", "expert"), ("input", "edges", "textures", "parts", "objects", "prediction")
+        ("child", "expert"), ("input", "edges", "textures", "parts", "objects", "prediction", "measured")
     ):
         page.select_option("#level", level)
         page.locator(f'#dots li[data-stage="{step}"] button').click()
@@ -217,7 +224,8 @@ def test_classroom_tour_with_keys(server: str, page_factory: Any) -> None:
             "document.documentElement.scrollWidth <= innerWidth + 1"
         )
         assert fits, f"classroom step {step} needs scrolling at 1920x1080"
-        overflow = page.locator(f'.band[data-stage="{step}"]').evaluate("b => b.scrollHeight - b.clientHeight")
+        shown = "#measured" if step == "measured" else f'.band[data-stage="{step}"]'
+        overflow = page.locator(shown).evaluate("b => b.scrollHeight - b.clientHeight")
         assert overflow <= 1, f"classroom step {step} at level {level} is cut off"
         if step == "parts":
             screenshot(page, f"projector-classroom-parts-{level}")
