@@ -65,7 +65,7 @@ def run(config: Config) -> list[Row]:
             index = int(network(tensor.unsqueeze(0))[0].argmax())
         timed: dict[str, Callable[[], object]] = {"bare forward": bare_forward(entry, tensor)}
         theirs: Any = None
-        releases: list[Any] = []
+        as_built: Any = None
         pending: list[Row] = []
         if mine is None:
             pending.append(Row("gradcam", model, "ours: models.explain.gradcam", target=f"<= {RATIO_TARGET}x",
@@ -88,7 +88,6 @@ def run(config: Config) -> list[Row]:
             timed[FROZEN] = partial(theirs, input_tensor=batch, targets=targets)
             usual = copy.deepcopy(network).requires_grad_(True)
             as_built = GradCAM(model=usual, target_layers=[dict(usual.named_modules())[LAYER]])
-            releases.append(as_built)
             timed[AS_BUILT] = partial(as_built, input_tensor=tensor.unsqueeze(0), targets=targets)
         try:
             times = interleaved(timed, config.reps)
@@ -96,12 +95,12 @@ def run(config: Config) -> list[Row]:
             if mine is not None and theirs is not None:
                 cam, _ = mine(network, tensor, LAYER, index)
                 references = [theirs(input_tensor=batch, targets=targets)[0],
-                              releases[0](input_tensor=tensor.unsqueeze(0), targets=targets)[0]]
+                              as_built(input_tensor=tensor.unsqueeze(0), targets=targets)[0]]
                 difference = max(float(np.abs(as_theirs(cam, r.shape[::-1]) - r).max()) for r in references)
                 verdict = "ok" if difference <= AGREEMENT else "DIFFERENT"
                 agreement = f"same map: max abs diff {difference:.1e} ({verdict})"
         finally:
-            for cam in [theirs, *releases]:
+            for cam in (theirs, as_built):
                 if cam is not None:
                     cam.activations_and_grads.release()
         bare = median_ms(times["bare forward"])

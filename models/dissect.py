@@ -99,6 +99,12 @@ class Concepts:
     def fractions(self) -> torch.Tensor:
         return self.masks.float().mean(dim=(0, 2, 3))
 
+    def downsampled(self, mask_size: int) -> Concepts:
+        """The same concepts on a coarser grid: area pooling, then majority (as Broden's masks are)."""
+        if mask_size == self.masks.shape[-1]:
+            return self
+        return Concepts(self.names, self.kinds, F.adaptive_avg_pool2d(self.masks.float(), mask_size) >= 0.5)
+
 
 def world_concepts(samples: Sequence[world.Sample], mask_size: int) -> Concepts:
     """Part masks and per-class object masks, area-downsampled to ``mask_size``."""
@@ -110,11 +116,7 @@ def world_concepts(samples: Sequence[world.Sample], mask_size: int) -> Concepts:
         for k, p in enumerate(world.PARTS):
             masks[i, k] = s.part_masks[p]
         masks[i, len(world.PARTS) + s.label] = s.object_mask
-    t = torch.from_numpy(masks)
-    if mask_size != size:
-        # Area pooling then majority: the mask at a coarser grid, as Broden's masks are.
-        t = F.adaptive_avg_pool2d(t.float(), mask_size) >= 0.5
-    return Concepts(names, kinds, t)
+    return Concepts(names, kinds, torch.from_numpy(masks)).downsampled(mask_size)
 
 
 def matched_quantiles(fractions: torch.Tensor, ladder: Sequence[float] = QUANTILE_LADDER) -> list[float]:
@@ -324,7 +326,8 @@ def run(model: nn.Module, meta: dict[str, Any], seed: int, images: int,
     size = int(meta["input_size"])
     mask_size = size // 2
     samples = [world.generate(seed, i, size) for i in range(images)]
-    concepts = world_concepts(samples, mask_size)
+    full = world_concepts(samples, size)  # input resolution: the ideal units are built from it
+    concepts = full.downsampled(mask_size)
     x = normalized_images(samples, meta)
     qs = matched_quantiles(concepts.fractions())
     torch.manual_seed(twin_seed)
@@ -361,10 +364,9 @@ def run(model: nn.Module, meta: dict[str, Any], seed: int, images: int,
             layers[t]["probe_iou"] = {c: round(float(v), 4) for c, v in zip(concepts.names, iou, strict=True)}
         report[label] = {"units": units, "layers": layers}
     # The ideal unit of each layer: the concept itself at that layer's resolution.
-    full_masks = world_concepts(samples, size).masks
     report["ceiling_iou"] = {}
     for t, a in acts.items():
-        iou = probe.ceiling(full_masks, concepts, qs, alignment[t], a.shape[-1])
+        iou = probe.ceiling(full.masks, concepts, qs, alignment[t], a.shape[-1])
         report["ceiling_iou"][t] = {c: round(float(v), 4) for c, v in zip(concepts.names, iou, strict=True)}
     report["targets"] = check_targets(report)
     return report
@@ -395,11 +397,10 @@ def check_targets(report: dict[str, Any]) -> dict[str, Any]:
     # Not targets: what the best combination of units (models/probe.py) reaches, and what
     # the layers' resolution allows, so a miss can be read as "spread over units" or
     # "out of reach".
-    probes = "probe_iou" in layers["conv5"]
-    more: dict[str, Any] = {} if not probes else {
-        "part_best_probe_iou_conv2_5": {p: max(layers[t]["probe_iou"][p] for t in deep) for p in world.PARTS},
-        "object_best_probe_iou_conv5": {c: layers["conv5"]["probe_iou"][c] for c in obj_best},
-    }
+    more: dict[str, Any] = {}
+    if "probe_iou" in layers["conv5"]:
+        more["part_best_probe_iou_conv2_5"] = {p: max(layers[t]["probe_iou"][p] for t in deep) for p in world.PARTS}
+        more["object_best_probe_iou_conv5"] = {c: layers["conv5"]["probe_iou"][c] for c in obj_best}
     if "ceiling_iou" in report:
         more["part_ceiling_iou_conv5"] = {p: report["ceiling_iou"]["conv5"][p] for p in world.PARTS}
         more["object_ceiling_iou_conv5"] = {c: report["ceiling_iou"]["conv5"][c] for c in obj_best}
