@@ -61,6 +61,10 @@ class TrainConfig:
     conv1_padding: int = 3
     hidden: int = 256
     dropout: float = 0.1
+    pool_output: int = 3
+    # BatchNorm after each conv while training (folded away before shipping). Without it
+    # the convolutions start from He initialization, which keeps ReLU activations in scale.
+    batchnorm: bool = True
     out_dir: str = str(WEIGHTS_DIR)
     name: str = "tiny"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -68,7 +72,8 @@ class TrainConfig:
     def net_config(self) -> NetConfig:
         return NetConfig(num_classes=len(world.CLASSES), widths=self.widths,
                          conv1_kernel=self.conv1_kernel, conv1_stride=self.conv1_stride,
-                         conv1_padding=self.conv1_padding, hidden=self.hidden, dropout=self.dropout)
+                         conv1_padding=self.conv1_padding, hidden=self.hidden, dropout=self.dropout,
+                         pool_output=self.pool_output)
 
 
 # The normalization the server applies too (torchvision ImageClassification); measured
@@ -100,16 +105,29 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 
 
 class BNTrainNet(nn.Module):
-    """MiniAlexNet with BatchNorm after each conv, sharing the MiniAlexNet's modules."""
+    """MiniAlexNet with BatchNorm after each conv, sharing the MiniAlexNet's modules.
 
-    def __init__(self, net: MiniAlexNet) -> None:
+    With ``batchnorm=False`` it is the MiniAlexNet itself, He-initialized.
+    """
+
+    def __init__(self, net: MiniAlexNet, batchnorm: bool = True) -> None:
         super().__init__()
         self.net = net
         layers: list[nn.Module] = []
         self.bns = nn.ModuleList()
+        if not batchnorm:
+            weighted = [m for m in [*net.features, *net.classifier] if isinstance(m, nn.Conv2d | nn.Linear)]
+            with torch.no_grad():
+                for layer in weighted[:-1]:
+                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                # Small logits at the start: a first step cannot then push every ReLU dead.
+                nn.init.normal_(weighted[-1].weight, std=0.01)
+                for layer in weighted:
+                    assert layer.bias is not None
+                    layer.bias.zero_()
         for mod in net.features:
             layers.append(mod)
-            if isinstance(mod, nn.Conv2d):
+            if batchnorm and isinstance(mod, nn.Conv2d):
                 bn = nn.BatchNorm2d(mod.out_channels)
                 self.bns.append(bn)
                 layers.append(bn)
@@ -130,6 +148,8 @@ def fold_batchnorm(model: BNTrainNet) -> MiniAlexNet:
     folded = MiniAlexNet(src.config)
     folded.load_state_dict(src.state_dict())
     convs = [m for m in folded.features if isinstance(m, nn.Conv2d)]
+    if not model.bns:  # trained without BatchNorm: nothing to fold
+        return folded.eval()
     with torch.no_grad():
         for conv, bn in zip(convs, model.bns, strict=True):
             assert isinstance(bn, nn.BatchNorm2d) and bn.running_var is not None and bn.running_mean is not None
@@ -172,7 +192,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = MiniAlexNet(cfg.net_config())
-    model = BNTrainNet(net)
+    model = BNTrainNet(net, cfg.batchnorm)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -333,6 +353,9 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--widths", default=",".join(map(str, cfg.widths)), help="five conv widths, e.g. 48,96,128,128,128")
     p.add_argument("--conv1", default=f"{cfg.conv1_kernel},{cfg.conv1_stride},{cfg.conv1_padding}",
                    help="conv1 kernel,stride,padding, e.g. 11,4,2")
+    p.add_argument("--dropout", type=float, default=cfg.dropout)
+    p.add_argument("--pool-output", type=int, default=cfg.pool_output, help="avgpool output side (1 = global)")
+    p.add_argument("--no-batchnorm", action="store_true", help="train without BatchNorm (He init)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     widths = tuple(int(w) for w in a.widths.split(","))
@@ -341,7 +364,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
         p.error("--widths takes five numbers and --conv1 three (kernel,stride,padding)")
     cfg = replace(cfg, steps=a.steps, batch_size=a.batch_size, input_size=a.input_size, lr=a.lr,
                   seed=a.seed, workers=a.workers, threads=a.threads, out_dir=a.out_dir,
-                  widths=widths, conv1_kernel=conv1[0], conv1_stride=conv1[1], conv1_padding=conv1[2])
+                  widths=widths, conv1_kernel=conv1[0], conv1_stride=conv1[1], conv1_padding=conv1[2],
+                  dropout=a.dropout, pool_output=a.pool_output, batchnorm=not a.no_batchnorm)
     cfg.extra["progress"] = not a.no_progress
     return cfg
 

@@ -93,3 +93,31 @@ def test_network_shape_flags(tmp_path) -> None:
     assert (net.conv1_kernel, net.conv1_stride, net.conv1_padding) == (7, 2, 3)
     with pytest.raises(SystemExit):
         train.parse_args(["--conv1", "7,2"])
+
+
+def test_recipe_flags_reach_the_network() -> None:
+    cfg = train.parse_args(["--dropout", "0.5", "--pool-output", "1", "--no-batchnorm"])
+    net = MiniAlexNet(cfg.net_config())
+    assert not cfg.batchnorm and net.config.dropout == 0.5
+    assert isinstance(net.avgpool, nn.AdaptiveAvgPool2d) and net.avgpool.output_size == (1, 1)
+    first = net.classifier[1]
+    assert isinstance(first, nn.Linear) and first.in_features == cfg.widths[-1]  # one value per conv5 unit
+    assert train.parse_args([]).batchnorm  # the shipped default trains with BatchNorm
+
+
+def test_without_batchnorm_the_trained_net_is_the_shipped_net() -> None:
+    torch.manual_seed(2)
+    net = MiniAlexNet(NetConfig(widths=(4, 6, 6, 6, 5), conv1_kernel=5, conv1_stride=2, hidden=8))
+    model = train.BNTrainNet(net, batchnorm=False)
+    assert len(model.bns) == 0 and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+    # He initialization: weight variance 2 / fan-in, so ReLU activations keep their scale.
+    fan_in = convs[2].weight[0].numel()
+    assert abs(convs[2].weight.var().item() * fan_in / 2 - 1) < 0.25
+    last = net.classifier[-1]
+    assert isinstance(last, nn.Linear) and last.weight.std().item() < 0.02 and not last.bias.any()
+    model.eval()
+    folded = train.fold_batchnorm(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), folded(x)) and torch.equal(net(x), folded(x))
