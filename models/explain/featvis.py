@@ -43,6 +43,11 @@ class VisConfig:
     scales: tuple[float, ...] = (0.9, 0.95, 1.0, 1.05, 1.1)
     decay: float = 1.0  # spectrum falls off as 1 / frequency ** decay
     seed: int = 0
+    # Std of the starting spectrum. Lucid's 0.01 starts from an almost flat grey picture
+    # (pixel std under 1/255); a network whose first layer is silent on flat input (trained
+    # without BatchNorm: conv1 biases at or below zero) then passes no gradient to conv2 or
+    # conv3 and the picture never moves. 0.1 starts from a faint texture (std ~7/255).
+    init: float = 0.1
 
 
 def _frequency_scale(size: int, decay: float) -> torch.Tensor:
@@ -96,7 +101,7 @@ class Visualization:
         self.target = pre_activation(network, layer)
         self.rng = torch.Generator().manual_seed(self.config.seed)
         shape = (len(channels), 3, self.config.size, self.config.size // 2 + 1, 2)
-        self.spectrum = (0.01 * torch.randn(shape, generator=self.rng)).requires_grad_()
+        self.spectrum = (self.config.init * torch.randn(shape, generator=self.rng)).requires_grad_()
         self.optimizer = torch.optim.Adam([self.spectrum], lr=self.config.lr)
         self.mean = torch.tensor(list(mean)).view(1, 3, 1, 1)
         self.std = torch.tensor(list(std)).view(1, 3, 1, 1)

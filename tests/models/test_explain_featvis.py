@@ -40,6 +40,32 @@ def test_visualization_beats_random_pictures_and_leaves_the_net_alone() -> None:
     assert all(m.inplace for m in net.modules() if isinstance(m, nn.ReLU))
 
 
+def test_a_first_layer_silent_on_flat_pictures_still_lets_the_picture_move() -> None:
+    """conv1 = edge filters (weights summing to zero) with a negative bias: dead on any flat picture.
+
+    A network trained without BatchNorm can be like this; starting from an almost flat picture
+    (Lucid's spectrum std 0.01) no gradient reaches conv2 and the picture never changes."""
+    torch.manual_seed(2)
+    net = _prepare(MiniAlexNet(NetConfig(widths=(8, 16, 16, 16, 16), hidden=16)))
+    assert isinstance(net, MiniAlexNet)
+    conv1 = net.features[0]
+    assert isinstance(conv1, nn.Conv2d) and conv1.bias is not None
+    with torch.no_grad():
+        conv1.weight -= conv1.weight.mean(dim=(1, 2, 3), keepdim=True)
+        conv1.bias.fill_(-0.05)
+        grey = torch.zeros(1, 3, 64, 64)  # normalized flat grey
+        assert not net.features[:2](grey).any()
+    channels = [0, 1, 2, 3]
+    for init, moves in ((0.001, False), (VisConfig().init, True)):
+        run = Visualization(net, "features.4", channels, MEAN, STD, VisConfig(steps=24, init=init))
+        start = run.pixels()
+        run.step(24)
+        changed = np.abs(run.pixels().astype(int) - start.astype(int)).max() > 2
+        assert changed == moves, init
+    found = centre_activation(net, "features.4", channels, run.pixels(), MEAN, STD)
+    assert (found > 0).all()
+
+
 def test_a_run_in_slices_equals_one_uninterrupted_run() -> None:
     """The server advances on-demand visualizations a few steps per turn on its thread."""
     torch.manual_seed(1)
