@@ -13,9 +13,6 @@ export function clearCam() {
   for (const b of $$('.pred-btn')) b.setAttribute('aria-pressed', 'false');
 }
 
-// tiny's conv5 map does not localize (models/weights/explain/README.md): use conv3 there.
-const camLayer = (model) => (model.id === 'tiny' ? 'features.7' : undefined);
-
 export async function showCam(model, blob, prediction, button, seenSrc) {
   controller?.abort();
   controller = new AbortController();
@@ -29,7 +26,7 @@ export async function showCam(model, blob, prediction, button, seenSrc) {
   figure.classList.add('busy');
   cap.textContent = t('cam_working', { label: prediction.label });
   try {
-    const body = await gradcam(model.id, blob, { classIndex: prediction.index, layer: camLayer(model), signal: mine.signal });
+    const body = await gradcam(model.id, blob, { classIndex: prediction.index, signal: mine.signal });
     const heat = $('#cam-heat');
     heat.src = body.heatmap;
     await heat.decode();

@@ -39,3 +39,25 @@ def test_map_sizes_follow_the_architecture() -> None:
     assert list(sizes) == list(card.TITLES)
     assert sizes["conv1"] >= 31  # the floor for conv1 maps
     assert sizes["conv3"] == sizes["conv4"] == sizes["conv5"]
+
+
+def test_runs_tried_put_the_shipped_run_beside_the_earlier_ones() -> None:
+    meta = read_meta(WEIGHTS_DIR)
+    t = meta["metrics"]["dissection"]["targets"]
+    text = (WEIGHTS_DIR / card.CARD_FILE).read_text()
+    shipped = next(line for line in text.splitlines() if line.startswith("| **shipped** |"))
+    cells = [c.strip() for c in shipped.strip("|").split("|")]
+    units = sum(v >= 0.2 for v in t["part_best_iou_conv2_5"].values())
+    objects = sum(v >= 0.2 for v in t["object_best_iou_conv5"].values())
+    combos = sum(v >= 0.2 for v in t["part_best_probe_iou_conv2_5"].values())
+    m = meta["metrics"]
+    assert cells[2:] == [f"{100 * m['accuracy']:.2f} %", f"{m['training_seconds'] / 60:.1f}",
+                         f"{units} of 12", f"{objects} of 10", f"{combos} of 12"]
+    assert f"{meta['train_config']['steps']:,} steps" in cells[1]
+    assert all(f"| {run[0]} |" in text for run in card.RUNS_TRIED)
+
+
+def test_the_training_recipe_says_whether_batchnorm_was_used() -> None:
+    assert "folded into the convolution weights" in card.batchnorm_line({})  # older runs: always BatchNorm
+    assert "folded" in card.batchnorm_line({"batchnorm": True})
+    assert "No BatchNorm" in card.batchnorm_line({"batchnorm": False})

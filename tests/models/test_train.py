@@ -96,13 +96,14 @@ def test_network_shape_flags(tmp_path) -> None:
 
 
 def test_recipe_flags_reach_the_network() -> None:
-    cfg = train.parse_args(["--dropout", "0.5", "--pool-output", "1", "--no-batchnorm"])
+    cfg = train.parse_args(["--dropout", "0.3", "--pool-output", "1", "--batchnorm"])
     net = MiniAlexNet(cfg.net_config())
-    assert not cfg.batchnorm and net.config.dropout == 0.5
+    assert cfg.batchnorm and net.config.dropout == 0.3
     assert isinstance(net.avgpool, nn.AdaptiveAvgPool2d) and net.avgpool.output_size == (1, 1)
     first = net.classifier[1]
     assert isinstance(first, nn.Linear) and first.in_features == cfg.widths[-1]  # one value per conv5 unit
-    assert train.parse_args([]).batchnorm  # the shipped default trains with BatchNorm
+    assert not train.parse_args([]).batchnorm  # the shipped recipe trains without BatchNorm
+    assert not train.parse_args(["--no-batchnorm"]).batchnorm
 
 
 def test_without_batchnorm_the_trained_net_is_the_shipped_net() -> None:
