@@ -323,8 +323,8 @@ def explain_section(explain: dict[str, Any] | None) -> str:
                 f"against {measured['real_photos']} real photos x {measured['crops_per_photo']} crops and "
                 f"{measured['lfw_faces']} LFW faces (all from scikit-image); flagged at the shipped threshold "
                 f"({explain['ood']['percentile']:g}th percentile of held-out generated images"
-                + (", lowered from the default 99th so that the page's real sample photos (the astronaut) are "
-                   "flagged: at the 99th none of them was" if explain["ood"]["percentile"] < 99 else "")
+                + (", lowered from the 99th of earlier models so that the page's real sample photos (the "
+                   "astronaut) are flagged: at the 99th none of them was" if explain["ood"]["percentile"] < 99 else "")
                 + "). Details: `explain/README.md`.", "",
                 table(["score", "AUROC photo crops", "held-out half", "LFW faces", "generated flagged",
                        "photo crops flagged"], rows), ""]

@@ -23,9 +23,8 @@ Three scores are implemented; ``OODStats.method`` says which one a statistics fi
   fitted to conv5 (averaged over space) and fc7 features of generated images; the score
   is the distance to the nearest class mean.
 
-The threshold is a high percentile of the score on other generated images (99 by default,
-the shipped one in the stats), so that share of familiar pictures passes, whatever the
-units of the score.
+The threshold is a high percentile of the score on other generated images (stored with
+the stats), so that share of familiar pictures passes, whatever the units of the score.
 """
 
 from __future__ import annotations
