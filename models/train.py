@@ -1,9 +1,10 @@
 """Train the embedded "tiny" MiniAlexNet on the parts world: ``python -m models.train``.
 
 Data is generated on the fly (one DataLoader worker) from a fixed world seed, so every
-step sees fresh images and nothing is stored. The network trains with BatchNorm after
-each convolution (faster, steadier on CPU); at the end BatchNorm is folded into the
-convolution weights so the shipped network is exactly a :class:`MiniAlexNet`.
+step sees fresh images and nothing is stored. The shipped recipe trains the plain
+network, as AlexNet was (He init, dropout 0.5). With ``--batchnorm`` it trains with
+BatchNorm after each convolution (faster, but fewer single-concept units), folded into the
+convolution weights at the end, so the shipped network is exactly a :class:`MiniAlexNet`.
 
 Snapshots of the whole (folded) network are kept before training and after 1 %, 10 %
 and 100 % of the steps, so the page can show the first layer being learned.
@@ -60,9 +61,8 @@ class TrainConfig:
     conv1_stride: int = 2
     conv1_padding: int = 3
     hidden: int = 256
-    # AlexNet's own dropout. With it, and without BatchNorm, far more single units become
-    # object detectors (measured: MODEL_CARD.md, "Runs tried"; as Bau et al. 2017 found on
-    # ImageNet); BatchNorm trained faster but spread each concept over many units.
+    # AlexNet's own dropout: with it every object class gets a conv5 unit of its own; without
+    # BatchNorm as well, some part types do too (measured: MODEL_CARD.md, "Runs tried").
     dropout: float = 0.5
     pool_output: int = 3
     # BatchNorm after each conv while training (folded away before shipping). Without it
