@@ -37,8 +37,21 @@ PARTS_OF = {
 }
 
 
+# Grad-CAM "localizes" at a layer when its mean inside the object is at least this many times outside.
+LOCALIZES = 2.0
+
+
 def pct(x: float, digits: int = 1) -> str:
     return f"{100 * x:.{digits}f} %"
+
+
+def reached(best: dict[str, float]) -> str:
+    """How many concepts' best IoU reach the issue's 0.20, as 'n of N'."""
+    return f"{sum(v >= 0.2 for v in best.values())} of {len(best)}"
+
+
+def with_batchnorm(cfg: dict[str, Any]) -> bool:
+    return bool(cfg.get("batchnorm", True))  # runs from before the switch all trained with BatchNorm
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -88,7 +101,7 @@ def accuracy_section(meta: dict[str, Any]) -> str:
 
 
 def batchnorm_line(cfg: dict[str, Any]) -> str:
-    if cfg.get("batchnorm", True):  # runs from before the switch all trained with BatchNorm
+    if with_batchnorm(cfg):
         return ("- BatchNorm after each convolution during training, folded into the convolution weights afterwards "
                 "(w' = w*g/sqrt(v+eps), b' = (b-m)*g/sqrt(v+eps) + beta): the shipped network is exactly "
                 "`MiniAlexNet`, with no BatchNorm.")
@@ -115,7 +128,7 @@ def training_section(meta: dict[str, Any], repro: dict[str, Any] | None) -> str:
         f"{cfg['threads']} torch threads (the limit is 45 minutes); other work shared the two cores part of the time.",
         f"- Generator speed: {m['generator_images_per_second']:.0f} images/s at {meta['input_size']} px on one core "
         "(`world.images_per_second`).",
-        f"- Snapshots (whole network{', BN folded' if cfg.get('batchnorm', True) else ''}, fp16): {snaps}.",
+        f"- Snapshots (whole network{', BN folded' if with_batchnorm(cfg) else ''}, fp16): {snaps}.",
         "",
         "![training curve](tiny-training.png)",
         "",
@@ -257,9 +270,6 @@ def targets_section(meta: dict[str, Any]) -> str:
     def listing(best: dict[str, float]) -> str:
         return ", ".join(f"{k} {v:.2f}" for k, v in best.items())
 
-    def reached(best: dict[str, float]) -> str:
-        return f"{sum(v >= 0.2 for v in best.values())} of {len(best)} reach 0.20"
-
     shares = ", ".join(f"{k} {v:.2f}" for k, v in t["detector_share_by_layer"].items())
     return "\n".join([
         "### Targets",
@@ -267,9 +277,9 @@ def targets_section(meta: dict[str, Any]) -> str:
         f"- conv1 orientation- or colour-selective: {pct(t['conv1_selective_share'], 0)} of filters "
         f"(target >= 50 %): {verdict(t['conv1_half_selective'])}.",
         f"- every part type has a unit in conv2-conv5 with IoU >= 0.2: {verdict(t['every_part_detected'])} "
-        f"({reached(t['part_best_iou_conv2_5'])}; best per part: {listing(t['part_best_iou_conv2_5'])}).",
+        f"({reached(t['part_best_iou_conv2_5'])} reach 0.20; best per part: {listing(t['part_best_iou_conv2_5'])}).",
         f"- every object class has a conv5 unit with IoU >= 0.2: {verdict(t['every_object_detected'])} "
-        f"({reached(t['object_best_iou_conv5'])}; best per class: {listing(t['object_best_iou_conv5'])})."
+        f"({reached(t['object_best_iou_conv5'])} reach 0.20; best per class: {listing(t['object_best_iou_conv5'])})."
         " *scrambled* is not an object and is not counted: it is any class's parts in a wrong arrangement, so "
         f"no unit's region can match all scrambled objects (its best conv5 IoU: "
         f"{t.get('scrambled_best_iou_conv5', 0.0):.2f}).",
@@ -291,7 +301,7 @@ def explain_section(explain: dict[str, Any] | None) -> str:
                 "upsampled to the picture: mean value inside the object's mask against outside it.", "",
                 table(["layer", "inside", "outside", "ratio", "scenes inside > outside"], rows), ""]
         conv5 = cam.get(LAYER_OF["conv5"])
-        if conv5 and conv5["ratio"] >= 2.0:
+        if conv5 and conv5["ratio"] >= LOCALIZES:
             out += [f"conv5 localizes ({conv5['ratio']:.1f}x), so the page asks for the API's default layer. The "
                     "second shipped model, trained with BatchNorm, scored 0.97 at conv5 on the same scenes (its "
                     "channels weighted against the class fired on the object as much as those for it), and the "
@@ -355,13 +365,10 @@ def runs_section(meta: dict[str, Any]) -> list[str]:
     t = meta["metrics"]["dissection"]["targets"]
     cfg, m = meta["train_config"], meta["metrics"]
 
-    def reached(best: dict[str, float]) -> str:
-        return f"{sum(v >= 0.2 for v in best.values())} of {len(best)}"
-
     parts, objects = t["part_best_iou_conv2_5"], t["object_best_iou_conv5"]
     combos = t.get("part_best_probe_iou_conv2_5", {})
     recipe = (f"{meta['input_size']} px, conv1 {cfg['conv1_kernel']}x{cfg['conv1_kernel']} stride "
-              f"{cfg['conv1_stride']}, {'BatchNorm' if cfg.get('batchnorm', True) else 'no BatchNorm'}, "
+              f"{cfg['conv1_stride']}, {'BatchNorm' if with_batchnorm(cfg) else 'no BatchNorm'}, "
               f"dropout {cfg['dropout']}, lr {cfg['lr']}, {cfg['steps']:,} steps")
     shipped = ["**shipped**", recipe, pct(m["accuracy"], 2), f"{m['training_seconds'] / 60:.1f}", reached(parts),
                reached(objects), reached(combos) if combos else "not measured"]
@@ -399,7 +406,7 @@ def gradcam_lines(explain: dict[str, Any] | None) -> list[str]:
     """A 'what is missed' bullet when Grad-CAM at conv5 does not localize on this model; none when it does."""
     cam = (explain or {}).get("gradcam") or {}
     conv5 = cam.get(LAYER_OF["conv5"])
-    if conv5 is None or conv5["ratio"] >= 2.0:
+    if conv5 is None or conv5["ratio"] >= LOCALIZES:
         return []
     return [
         f"- **Grad-CAM at conv5** (the API's default layer) does not concentrate on the object for this model "

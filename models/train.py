@@ -107,10 +107,24 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def he_init(net: MiniAlexNet) -> None:
+    """Initialization for training without BatchNorm: He for every layer followed by a ReLU,
+    so activations keep their scale through the depth, and zero biases."""
+    weighted = [m for m in [*net.features, *net.classifier] if isinstance(m, nn.Conv2d | nn.Linear)]
+    with torch.no_grad():
+        for layer in weighted[:-1]:
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        # Small logits at the start: a first step cannot then push every ReLU dead.
+        nn.init.normal_(weighted[-1].weight, std=0.01)
+        for layer in weighted:
+            assert layer.bias is not None
+            layer.bias.zero_()
+
+
 class BNTrainNet(nn.Module):
     """MiniAlexNet with BatchNorm after each conv, sharing the MiniAlexNet's modules.
 
-    With ``batchnorm=False`` it is the MiniAlexNet itself, He-initialized.
+    With ``batchnorm=False`` it is the MiniAlexNet itself (initialize it with :func:`he_init`).
     """
 
     def __init__(self, net: MiniAlexNet, batchnorm: bool = True) -> None:
@@ -118,16 +132,6 @@ class BNTrainNet(nn.Module):
         self.net = net
         layers: list[nn.Module] = []
         self.bns = nn.ModuleList()
-        if not batchnorm:
-            weighted = [m for m in [*net.features, *net.classifier] if isinstance(m, nn.Conv2d | nn.Linear)]
-            with torch.no_grad():
-                for layer in weighted[:-1]:
-                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-                # Small logits at the start: a first step cannot then push every ReLU dead.
-                nn.init.normal_(weighted[-1].weight, std=0.01)
-                for layer in weighted:
-                    assert layer.bias is not None
-                    layer.bias.zero_()
         for mod in net.features:
             layers.append(mod)
             if batchnorm and isinstance(mod, nn.Conv2d):
@@ -195,6 +199,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = MiniAlexNet(cfg.net_config())
+    if not cfg.batchnorm:
+        he_init(net)
     model = BNTrainNet(net, cfg.batchnorm)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]

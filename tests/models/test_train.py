@@ -109,6 +109,7 @@ def test_recipe_flags_reach_the_network() -> None:
 def test_without_batchnorm_the_trained_net_is_the_shipped_net() -> None:
     torch.manual_seed(2)
     net = MiniAlexNet(NetConfig(widths=(4, 6, 6, 6, 5), conv1_kernel=5, conv1_stride=2, hidden=8))
+    train.he_init(net)
     model = train.BNTrainNet(net, batchnorm=False)
     assert len(model.bns) == 0 and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
