@@ -540,11 +540,14 @@ def _clutter(rng: np.random.Generator, size: int) -> list[Prim]:
 
 
 def generate(seed: int, index: int, size: int = 192, label: int | None = None,
-             post: bool = True) -> Sample:
+             post: bool = True, omit: str | None = None) -> Sample:
     """Image number ``index`` of world ``seed``: same arguments, same pixels and masks.
 
     The class is ``index % len(CLASSES)`` unless ``label`` is given, so consecutive
     indices are balanced. ``post=False`` skips blur and noise (tests compare colours).
+    ``omit`` (a part type) leaves that part's strokes undrawn and changes nothing else:
+    painting draws no random numbers, so background, placement, blur and noise are the
+    same, and what the part covered shows through (models/reliance.py).
     """
     rng = np.random.default_rng([seed, index])
     label = index % len(CLASSES) if label is None else label
@@ -577,6 +580,8 @@ def generate(seed: int, index: int, size: int = 192, label: int | None = None,
                                            int(rng.integers(3, 9))), _random_color(rng), OCCLUDER)
         prims.append(occ)
 
+    if omit is not None:
+        prims = [p for p in prims if p.owner != part_owner(omit)]
     for p in prims:
         _paint(image, owners, p, (yy, xx))
 

@@ -61,3 +61,22 @@ def test_the_training_recipe_says_whether_batchnorm_was_used() -> None:
     assert "folded into the convolution weights" in card.batchnorm_line({})  # older runs: always BatchNorm
     assert "folded" in card.batchnorm_line({"batchnorm": True})
     assert "No BatchNorm" in card.batchnorm_line({"batchnorm": False})
+
+
+def test_rank_correlation_on_hand_made_orders() -> None:
+    assert card.rank_correlation([0.1, 0.5, 0.3], [1.0, 3.0, 2.0]) == 1.0
+    assert card.rank_correlation([0.1, 0.5, 0.3], [3.0, 1.0, 2.0]) == -1.0
+    # ranks (0, 1, 2, 3) against (1, 0, 3, 2): rho = 1 - 6 * 4 / (4 * 15) = 0.6
+    assert abs(card.rank_correlation([1, 2, 3, 4], [2, 1, 4, 3]) - 0.6) < 1e-9
+
+
+def test_reliance_table_lists_every_part_with_its_best_unit() -> None:
+    meta = read_meta(WEIGHTS_DIR)
+    r = meta["metrics"]["reliance"]
+    best = meta["metrics"]["dissection"]["targets"]["part_best_iou_conv2_5"]
+    text = (WEIGHTS_DIR / card.CARD_FILE).read_text()
+    section = text.split("### What the classifier needs", 1)[1].split("###", 1)[0]
+    for part, x in r["parts"].items():
+        row = (f"| {part} | {x['images']} | {card.pct(x['class_changed'])} | {x['probability_drop']:.3f} | "
+               f"{best[part]:.2f} | {'yes' if best[part] >= 0.2 else 'no'} |")
+        assert row in section, row

@@ -126,3 +126,36 @@ def test_object_scale_stays_in_range() -> None:
         ys, xs = np.nonzero(s.object_mask)
         extent = max(np.ptp(ys), np.ptp(xs)) / 128
         assert 0.12 <= extent <= 1.0, (s.class_name, extent)
+
+
+@pytest.mark.parametrize("index", [0, 4, 6, 7, 8, 17, 18, 19])
+def test_omitting_a_part_changes_only_its_pixels(index: int) -> None:
+    size = 96
+    whole = world.generate(13, index, size, post=False)
+    shown = [p for p in world.PARTS if whole.part_masks[p].any()]
+    assert shown, whole.class_name
+    for part in shown:
+        without = world.generate(13, index, size, post=False, omit=part)
+        mask = whole.part_masks[part]
+        assert not without.part_masks[part].any()
+        assert without.label == whole.label
+        # Outside the part nothing moves; inside, whatever it covered shows through.
+        assert np.array_equal(without.image[~mask], whole.image[~mask]), part
+        assert (without.image[mask] != whole.image[mask]).any(axis=1).mean() > 0.5, part
+        for other in world.PARTS:
+            if other != part:
+                assert np.array_equal(without.part_masks[other] & ~mask, whole.part_masks[other] & ~mask)
+                assert not (without.part_masks[other] & ~whole.part_masks[other] & ~mask).any()
+
+
+def test_omitting_keeps_blur_and_noise() -> None:
+    # Post-processing draws the same random numbers: far from the part, pixels are equal.
+    import torch
+    import torch.nn.functional as F
+
+    whole = world.generate(13, 6, 96)
+    without = world.generate(13, 6, 96, omit="mouth")
+    mask = torch.from_numpy(whole.part_masks["mouth"]).float()[None, None]
+    near = F.max_pool2d(mask, 9, stride=1, padding=4)[0, 0].numpy() > 0  # blur reaches a few pixels
+    assert whole.part_masks["mouth"].any()
+    assert np.array_equal(without.image[~near], whole.image[~near])
