@@ -1,5 +1,6 @@
 // The measured hierarchy: what the dissection found in each layer, drawn from the model's
-// own metrics (GET /api/v1/models -> metrics.dissection), for models that have one (tiny).
+// own metrics (GET /api/v1/models -> metrics.dissection), for models that have one (tiny);
+// and, where the model measured it (metrics.reliance), which parts its answers need.
 import { $, el } from './dom.js';
 import { fill, t, texts } from './i18n.js';
 
@@ -113,6 +114,71 @@ function iouChart(d, choice, name) {
   return { root, series };
 }
 
+// Spearman's rank correlation (no ties expected in measured fractions).
+export function rankCorrelation(a, b) {
+  const ranks = (v) => {
+    const order = v.map((x, i) => [x, i]).sort((p, q) => p[0] - q[0]);
+    const r = new Array(v.length);
+    order.forEach(([, i], k) => { r[i] = k; });
+    return r;
+  };
+  const [ra, rb] = [ranks(a), ranks(b)];
+  const mean = (v) => v.reduce((s, x) => s + x, 0) / v.length;
+  const [ma, mb] = [mean(ra), mean(rb)];
+  let num = 0, da = 0, db = 0;
+  ra.forEach((x, i) => { num += (x - ma) * (rb[i] - mb); da += (x - ma) ** 2; db += (rb[i] - mb) ** 2; });
+  return num / Math.sqrt(da * db);
+}
+
+function needed(d, r) {
+  const best = d.targets?.part_best_iou_conv2_5 ?? {};
+  const parts = Object.keys(r?.parts ?? {}).filter((p) => p in best);
+  return parts.map((p) => ({ part: p, changed: r.parts[p].class_changed, iou: best[p] }));
+}
+
+const ceilTo = (v, step, floor) => Math.max(floor, Math.ceil(v / step - 1e-9) * step);
+
+// Each part type: how often leaving it out of a picture changes the class (x), against its
+// best single unit's IoU (y). Parts the answer needs are the parts a unit finds.
+function needsChart(rows) {
+  const xMax = ceilTo(Math.max(...rows.map((p) => p.changed)), 0.2, 0.2);
+  const yMax = ceilTo(Math.max(...rows.map((p) => p.iou), TARGET), 0.1, 0.3);
+  const xOf = (v) => PLOT.left + (v / xMax) * (PLOT.right - PLOT.left);
+  const yAt = (v) => PLOT.bottom - (v / yMax) * (PLOT.bottom - PLOT.top);
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', 'data-chart': 'needs', role: 'img' });
+  for (let v = 0; v <= yMax + 1e-9; v += 0.1) {
+    root.append(svg('line', { x1: PLOT.left, x2: PLOT.right, y1: yAt(v), y2: yAt(v), class: 'grid-line' }));
+    root.append(label(PLOT.left - 6, yAt(v) + 4, v.toFixed(1), { 'text-anchor': 'end', class: 'tick' }));
+  }
+  for (let v = 0; v <= xMax + 1e-9; v += 0.2) {
+    root.append(label(xOf(v), PLOT.bottom + 16, pctText(v), { 'text-anchor': 'middle', class: 'tick' }));
+  }
+  root.append(label((PLOT.left + PLOT.right) / 2, PLOT.bottom + 31, t('measured_needs_x'), { 'text-anchor': 'middle', class: 'tick' }));
+  root.append(svg('line', { x1: PLOT.left, x2: PLOT.right, y1: yAt(TARGET), y2: yAt(TARGET), class: 'target-line' }));
+  const sorted = [...rows].sort((a, b) => a.changed - b.changed);
+  // Boxes taken so far (every dot, then each name placed): a part's name goes where it overlaps none.
+  const placed = sorted.map((p) => ({ x: xOf(p.changed) - 5, y: yAt(p.iou) - 5, w: 10, h: 10 }));
+  const overlaps = (b) => placed.some((o) => b.x < o.x + o.w && o.x < b.x + b.w && b.y < o.y + o.h && o.y < b.y + b.h);
+  for (const p of sorted) {
+    root.append(svg('circle', {
+      cx: xOf(p.changed), cy: yAt(p.iou), r: 4, class: `need ${p.iou >= TARGET ? 'found' : 'missing'}`,
+      'data-part': p.part, 'data-changed': p.changed, 'data-iou': p.iou,
+    }, [tip(t('measured_needs_tip', { part: p.part, changed: pctText(p.changed), iou: p.iou.toFixed(2) }))]));
+  }
+  for (const p of sorted) {
+    const [cx, cy] = [xOf(p.changed), yAt(p.iou)];
+    const w = 6.2 * p.part.length;
+    // Beside the dot first, then above or below it, then a line further away.
+    const spots = [[cx + 7, cy + 4, 'start'], [cx - 7, cy + 4, 'end'], [cx - w / 2, cy - 8, 'start'],
+      [cx - w / 2, cy + 16, 'start'], ...[-8, 16, -20, 28].flatMap((dy) => [[cx + 5, cy + dy, 'start'], [cx - 5, cy + dy, 'end']])];
+    const boxes = spots.map(([x, y, anchor]) => ({ x: anchor === 'end' ? x - w : x, y: y - 10, w, h: 12, spot: [x, y, anchor] }));
+    const box = boxes.find((b) => !overlaps(b) && b.x >= 0 && b.x + b.w <= W) ?? boxes[0];
+    placed.push(box);
+    root.append(label(box.spot[0], box.spot[1], p.part, { 'text-anchor': box.spot[2], class: 'tick need-label' }));
+  }
+  return root;
+}
+
 function legend(items) {
   return el('ul', { class: 'chart-legend' }, items.map(([cls, text]) => el('li', {}, [
     el('span', { class: `swatch ${cls}`, 'aria-hidden': 'true' }), document.createTextNode(text),
@@ -135,8 +201,9 @@ function nameOf(choice) {
   return choice === ':parts' ? t('measured_mean_parts') : choice === ':objects' ? t('measured_mean_objects') : choice;
 }
 
-function words(d, level) {
+function words(d, level, rows) {
   const tg = d.targets ?? {};
+  const byNeed = [...rows].sort((a, b) => b.changed - a.changed);
   const count = (o) => Object.values(o ?? {}).filter((v) => v >= TARGET).length;
   const titles = Object.keys(d.trained);
   return fill(texts().measured?.[level] ?? '', {
@@ -147,7 +214,11 @@ function words(d, level) {
     unit_objects: count(tg.object_best_iou_conv5), probe_objects: count(tg.object_best_probe_iou_conv5),
     n_objects: Object.keys(tg.object_best_iou_conv5 ?? {}).length,
     ceiling: d.ceiling_iou ? Math.min(...Object.values(d.ceiling_iou[titles.at(-1)])).toFixed(2) : '?',
-  });
+  }) + (rows.length ? ` ${fill(texts().measured_needs?.[level] ?? '', {
+    needed: byNeed[0].part, needed_pct: pctText(byNeed[0].changed),
+    ignored: byNeed.at(-1).part, ignored_pct: pctText(byNeed.at(-1).changed),
+    rho: rankCorrelation(rows.map((p) => p.changed), rows.map((p) => p.iou)).toFixed(2),
+  })}` : '');
 }
 
 function draw(choice = ':parts') {
@@ -165,8 +236,13 @@ function draw(choice = ':parts') {
     root,
     legend([...series.map((s) => [`line ${s.key}`, t(s.label)]), ['line target', t('measured_target')]]),
   ]);
-  charts.replaceChildren(unitsFigure, iouFigure);
-  $('#measured-text').textContent = words(d, level);
+  const rows = needed(d, current.reliance);
+  const needsFigure = rows.length ? el('div', { class: 'chart-box' }, [
+    el('h3', { class: 'chart-title', text: t('measured_needs') }), needsChart(rows),
+    legend([['dot found', t('measured_needs_found')], ['dot missing', t('measured_needs_missing')], ['line target', t('measured_target')]]),
+  ]) : null;
+  charts.replaceChildren(unitsFigure, iouFigure, ...(needsFigure ? [needsFigure] : []));
+  $('#measured-text').textContent = words(d, level, rows);
   $('#measured-note').textContent = t('measured_note', { images: d.images, seed: d.seed, probe_seed: d.probe_seed ?? '' });
 }
 
@@ -183,6 +259,6 @@ export function showMeasured(model, level) {
   const previous = $('#measured-concept')?.value;
   const { parts, objects, others } = concepts(d);
   const known = [':parts', ':objects', ...parts, ...objects, ...others].includes(previous);
-  current = { dissection: d, level };
+  current = { dissection: d, level, reliance: model.metrics?.reliance ?? null };
   draw(known ? previous : ':parts');
 }

@@ -16,7 +16,9 @@ from tests.browser.test_page import visit, wait_until
 
 pytestmark = pytest.mark.browser
 
-DISSECTION = json.loads((ROOT / "models" / "weights" / "tiny.json").read_text())["metrics"]["dissection"]
+METRICS = json.loads((ROOT / "models" / "weights" / "tiny.json").read_text())["metrics"]
+DISSECTION = METRICS["dissection"]
+RELIANCE = METRICS["reliance"]
 TITLES = list(DISSECTION["trained"])
 PLOT_HEIGHT = 176 - 14  # measured.js: PLOT.bottom - PLOT.top, in viewBox units
 
@@ -113,11 +115,11 @@ def test_fits_a_small_phone(server: str, page_factory: Any) -> None:
     page.wait_for_selector("#measured:not([hidden])")
     page.locator("#measured").scroll_into_view_if_needed()
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth + 1")
-    # Both charts stacked, each as wide as the figure allows and with its bars on screen.
+    # The charts stacked, each as wide as the figure allows and with its bars on screen.
     boxes = page.evaluate("""() => [...document.querySelectorAll('#measured svg.chart')].map((s) => {
       const r = s.getBoundingClientRect(); return { left: r.left, right: r.right, width: r.width, top: r.top };
     })""")
-    assert len(boxes) == 2 and boxes[1]["top"] > boxes[0]["top"]
+    assert len(boxes) == 3 and boxes[0]["top"] < boxes[1]["top"] < boxes[2]["top"]
     assert all(b["left"] >= 0 and b["right"] <= 360 + 1 and b["width"] > 250 for b in boxes)
     screenshot(page, "phone-measured")
 
@@ -133,3 +135,71 @@ def test_classroom_tour_ends_with_it_only_when_measured(server: str, page_factor
     assert page.locator("#dots li").count() == 6
     page.keyboard.press("End")
     assert page.evaluate("document.body.dataset.step") == "prediction"
+
+
+NEEDS = """() => [...document.querySelectorAll('#measured [data-chart=needs] circle.need')].map((c) => ({
+  part: c.dataset.part, changed: Number(c.dataset.changed), iou: Number(c.dataset.iou),
+  cx: Number(c.getAttribute('cx')), cy: Number(c.getAttribute('cy')), found: c.classList.contains('found'),
+}))"""
+NEED_LABELS = """() => [...document.querySelectorAll('#measured [data-chart=needs] text.need-label')].map((n) => {
+  const r = n.getBoundingClientRect();
+  return { text: n.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom };
+})"""
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Pearson correlation of the ranks, computed here (not by the page)."""
+    def ranks(v: list[float]) -> list[int]:
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        out = [0] * len(v)
+        for rank, i in enumerate(order):
+            out[i] = rank
+        return out
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    return cov / (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+
+
+def test_what_the_answer_needs_is_drawn_from_the_reliance(server: str, page_factory: Any) -> None:
+    page, _ = page_factory(1280, 900)
+    visit(page, server)
+    page.wait_for_selector("#measured:not([hidden]) [data-chart=needs]")
+    page.locator("#measured [data-chart=needs]").scroll_into_view_if_needed()
+    screenshot(page, "measured-needs")
+    best = DISSECTION["targets"]["part_best_iou_conv2_5"]
+    dots_ = {d["part"]: d for d in page.evaluate(NEEDS)}
+    assert set(dots_) == set(RELIANCE["parts"]) == set(best)
+    for part, d in dots_.items():
+        assert d["changed"] == pytest.approx(RELIANCE["parts"][part]["class_changed"])
+        assert d["iou"] == pytest.approx(best[part])
+        assert d["found"] == (best[part] >= 0.2)
+    # Drawn where the values say: x grows with the class-change rate, y with the IoU, linearly.
+    ordered = sorted(dots_.values(), key=lambda d: d["changed"])
+    lo, hi = ordered[0], ordered[-1]
+    for d in ordered:
+        share = (d["changed"] - lo["changed"]) / (hi["changed"] - lo["changed"])
+        expected_cx = lo["cx"] + share * (hi["cx"] - lo["cx"])
+        assert d["cx"] == pytest.approx(expected_cx, abs=1e-3)
+    by_iou = sorted(dots_.values(), key=lambda d: d["iou"])
+    lo, hi = by_iou[0], by_iou[-1]
+    for d in by_iou:
+        expected_cy = lo["cy"] + (d["iou"] - lo["iou"]) / (hi["iou"] - lo["iou"]) * (hi["cy"] - lo["cy"])
+        assert d["cy"] == pytest.approx(expected_cy, abs=1e-3)
+    assert hi["cy"] < lo["cy"]  # higher IoU, higher on screen
+    # Every part is named next to its dot, and no two names overlap.
+    labels = page.evaluate(NEED_LABELS)
+    assert sorted(n["text"] for n in labels) == sorted(best)
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            side_by_side = a["right"] <= b["left"] or b["right"] <= a["left"]
+            assert side_by_side or a["bottom"] <= b["top"] or b["bottom"] <= a["top"], (a["text"], b["text"])
+    # The words quote the correlation, computed here from the same files.
+    page.select_option("#level", "expert")
+    parts = list(best)
+    rho = spearman([RELIANCE["parts"][p]["class_changed"] for p in parts], [best[p] for p in parts])
+    text = page.locator("#measured-text").inner_text()
+    assert f"\u03c1 = {rho:.2f}" in text
+    most = max(parts, key=lambda p: RELIANCE["parts"][p]["class_changed"])
+    least = min(parts, key=lambda p: RELIANCE["parts"][p]["class_changed"])
+    assert f"{most} {round(RELIANCE['parts'][most]['class_changed'] * 100)}\u00a0%" in text and least in text
