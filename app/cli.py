@@ -1,5 +1,5 @@
 """The ``layerscope`` command: serve, list models, extract activations, fetch weights, and
-the model jobs (train, evaluate, dissect) that live in ``models/``.
+the model jobs (train, evaluate, dissect, reliance) that live in ``models/``.
 
 Flags override the ``LAYERSCOPE_`` environment through the one Settings object.
 """
@@ -15,7 +15,13 @@ from pathlib import Path
 
 from app.settings import Settings
 
-JOBS = {"train": "models.train", "evaluate": "models.evaluate", "dissect": "models.dissect"}
+# job -> (module, help)
+JOBS = {
+    "train": ("models.train", "train the tiny model"),
+    "evaluate": ("models.evaluate", "the tiny model's accuracy on fresh parts-world pictures"),
+    "dissect": ("models.dissect", "what every unit of the tiny model detects (Network Dissection)"),
+    "reliance": ("models.reliance", "which parts the tiny model's answers need (each part left out)"),
+}
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -116,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("model", choices=["alexnet"])
     fetch.set_defaults(func=cmd_fetch)
 
-    for job in JOBS:
-        sub.add_parser(job, help=f"{job} the tiny model (see `layerscope {job} --help`)", add_help=False)
+    for job, (_, text) in JOBS.items():
+        sub.add_parser(job, help=f"{text} (see `layerscope {job} --help`)", add_help=False)
     return parser
 
 
@@ -125,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in JOBS:
         # The model jobs own their flags; hand everything after the job name over.
-        job = importlib.import_module(JOBS[argv[0]])
+        job = importlib.import_module(JOBS[argv[0]][0])
         return int(job.main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     return int(args.func(args))

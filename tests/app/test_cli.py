@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.cli import main
+from app.cli import JOBS, main
 from app.main import create_app
 from app.settings import Settings
 from models import fetch
@@ -147,3 +148,10 @@ def test_dockerfile_uses_the_same_entry_point_as_make_run() -> None:
     assert "USER layerscope" in dockerfile
     # Dependencies are installed before the code is copied, so code edits reuse that layer.
     assert dockerfile.index("pip install -r") < dockerfile.index("COPY app")
+
+
+def test_model_jobs_hand_their_flags_over(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reliance", "--seed", "77", "--images", "11", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["seed"] == 77 and out["images"] == 11
+    assert set(JOBS) == {"train", "evaluate", "dissect", "reliance"}
