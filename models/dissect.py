@@ -28,10 +28,8 @@ control that says which detectors training made.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -43,11 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import world
+from models import jobs, world
 from models.capture import capture
 from models.geometry import sequential_geometry
 from models.nets import MiniAlexNet
-from models.tinyweights import WEIGHTS_DIR, load_tiny, read_meta, write_meta
+from models.tinyweights import read_meta, write_meta
 
 CONV_LAYERS: dict[str, str] = {
     "conv1": "features.1", "conv2": "features.4", "conv3": "features.7",
@@ -552,29 +550,18 @@ def markdown_tables(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="models.dissect", description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="tiny", choices=["tiny"])
-    p.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--images", type=int, default=500)
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--write-metadata", action="store_true",
-                   help="write tiny-dissection.json, the plot and tiny.json's dissection summary")
-    a = p.parse_args(argv)
-    torch.set_num_threads(2)
-    model, meta = load_tiny(a.weights_dir)
-    t0 = time.perf_counter()
-    report = run(model, meta, a.seed, a.images)
-    report["seconds"] = round(time.perf_counter() - t0, 1)
+    a = jobs.parser("models.dissect", __doc__, DEFAULT_SEED, 500,
+                    "write tiny-dissection.json, the plot and tiny.json's dissection summary").parse_args(argv)
+    report = jobs.run(a, lambda model, meta: run(model, meta, a.seed, a.images))
     out = Path(a.weights_dir)
     if a.write_metadata:
         (out / "tiny-dissection.json").write_text(json.dumps(per_unit_file(report)) + "\n")
         from models.train import has_matplotlib
 
+        meta = read_meta(out)
         if has_matplotlib():  # a test extra, not a runtime dependency
             plot(report, out / "tiny-dissection.png")
             plot_conv1_snapshots(out, meta, out / "tiny-conv1.png")
-        meta = read_meta(out)
         meta["metrics"]["dissection"] = summary_for_metadata(report)
         write_meta(meta, out)
     print(json.dumps(summary_for_metadata(report)) if a.json else format_table(report))

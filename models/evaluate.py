@@ -8,10 +8,8 @@ per-class accuracy and the confusion matrix (rows: true class, columns: predicte
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from models import world
-from models.tinyweights import WEIGHTS_DIR, load_tiny, read_meta, write_meta
+from models import jobs, world
+from models.tinyweights import read_meta, write_meta
 
 # Never used by training (world seed 1) or its validation (world seed 7).
 DEFAULT_SEED = 2026
@@ -68,20 +66,9 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="models.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="tiny", choices=["tiny"])
-    p.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--images", type=int, default=2000)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--write-metadata", action="store_true",
-                   help="store accuracy and per-class accuracy in tiny.json's metrics")
-    a = p.parse_args(argv)
-    torch.set_num_threads(2)
-    model, meta = load_tiny(a.weights_dir)
-    t0 = time.perf_counter()
-    result = evaluate(model, meta, a.seed, a.images, progress=not a.json)
-    result["seconds"] = round(time.perf_counter() - t0, 1)
+    a = jobs.parser("models.evaluate", __doc__, DEFAULT_SEED, 2000,
+                    "store accuracy and per-class accuracy in tiny.json's metrics").parse_args(argv)
+    result = jobs.run(a, lambda model, meta: evaluate(model, meta, a.seed, a.images, progress=not a.json))
     if a.write_metadata:
         # Metrics live beside the weights; the sha256 covers only the weights file.
         meta = read_meta(a.weights_dir)
@@ -93,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         write_meta(meta, Path(a.weights_dir))
     print(json.dumps(result) if a.json else format_report(result), file=sys.stdout)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

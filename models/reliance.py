@@ -15,9 +15,7 @@ scrambled, or becomes some other arrangement, and mixing the two would blur both
 
 from __future__ import annotations
 
-import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from models import world
+from models import jobs, world
 from models.evaluate import normalize
-from models.tinyweights import WEIGHTS_DIR, load_tiny, read_meta, write_meta
+from models.tinyweights import read_meta, write_meta
 
 DEFAULT_SEED = 3031  # the dissection's images: never used by training or evaluation
 MIN_PIXELS = 4  # a part counts as shown when at least this many of its pixels are visible
@@ -75,25 +73,15 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="models.reliance", description=__doc__.splitlines()[0])
-    p.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--images", type=int, default=1100)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--write-metadata", action="store_true", help="store the result in tiny.json's metrics")
-    a = p.parse_args(argv)
-    torch.set_num_threads(2)
-    model, meta = load_tiny(a.weights_dir)
-    t0 = time.perf_counter()
-    report = reliance(model, meta, a.seed, a.images)
-    report["seconds"] = round(time.perf_counter() - t0, 1)
+    a = jobs.parser("models.reliance", __doc__, DEFAULT_SEED, 1100,
+                    "store the result in tiny.json's metrics").parse_args(argv)
+    report = jobs.run(a, lambda model, meta: reliance(model, meta, a.seed, a.images))
     if a.write_metadata:
         meta = read_meta(a.weights_dir)
         meta["metrics"]["reliance"] = report
         write_meta(meta, Path(a.weights_dir))
     print(json.dumps(report) if a.json else format_table(report))
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
