@@ -142,6 +142,7 @@ def training_section(meta: dict[str, Any], repro: dict[str, Any] | None) -> str:
         "python -m models.train            # writes models/weights/tiny*.safetensors, tiny.json, tiny-training.png",
         "python -m models.evaluate --model tiny --seed 2026 --images 2000 --write-metadata",
         "python -m models.dissect --model tiny --seed 3031 --images 500 --write-metadata",
+        "python -m models.reliance --model tiny --seed 3031 --images 1100 --write-metadata",
         "python -m scripts.precompute_explain --measure-ood   # the explanations the page ships",
         "python -m models.card             # this card",
         "```",
