@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from models import world
+from models.dissect import TARGET_IOU
 from models.tinyweights import WEIGHTS_DIR, read_meta
 
 CARD_FILE = "MODEL_CARD.md"
@@ -49,7 +50,7 @@ def pct(x: float, digits: int = 1) -> str:
 
 def reached(best: dict[str, float]) -> str:
     """How many concepts' best IoU reach the issue's 0.20, as 'n of N'."""
-    return f"{sum(v >= 0.2 for v in best.values())} of {len(best)}"
+    return f"{sum(v >= TARGET_IOU for v in best.values())} of {len(best)}"
 
 
 def with_batchnorm(cfg: dict[str, Any]) -> bool:
@@ -239,7 +240,7 @@ def representation_section(meta: dict[str, Any]) -> str:
                          f"{d['ceiling_iou']['conv5'][c]:.2f}"])
     probe_parts = t["part_best_probe_iou_conv2_5"]
     probe_objects = t["object_best_probe_iou_conv5"]
-    low = [p for p, v in probe_parts.items() if v < 0.2]
+    low = [p for p, v in probe_parts.items() if v < TARGET_IOU]
     return "\n".join([
         "### Single units, combinations of units, and the ideal unit",
         "",
@@ -253,11 +254,11 @@ def representation_section(meta: dict[str, Any]) -> str:
         table(["concept", "kind", "layers", "best single unit", "best combination of units", "ideal unit (conv5)"],
               rows),
         "",
-        f"Combinations of units reach 0.20 for {sum(v >= 0.2 for v in probe_parts.values())} of "
-        f"{len(probe_parts)} part types and {sum(v >= 0.2 for v in probe_objects.values())} of "
+        f"Combinations of units reach 0.20 for {sum(v >= TARGET_IOU for v in probe_parts.values())} of "
+        f"{len(probe_parts)} part types and {sum(v >= TARGET_IOU for v in probe_objects.values())} of "
         f"{len(probe_objects)} object classes, where single units reach it for "
-        f"{sum(v >= 0.2 for v in t['part_best_iou_conv2_5'].values())} and "
-        f"{sum(v >= 0.2 for v in t['object_best_iou_conv5'].values())}; the untrained twin's combinations stay "
+        f"{sum(v >= TARGET_IOU for v in t['part_best_iou_conv2_5'].values())} and "
+        f"{sum(v >= TARGET_IOU for v in t['object_best_iou_conv5'].values())}; the untrained twin's combinations stay "
         "near zero, so training put this there. Every ideal unit of conv5 is at least "
         f"{min(d['ceiling_iou']['conv5'].values()):.2f}, so the layers' resolution is not what holds IoU down."
         + (f" Below 0.20 even in combination: {', '.join(low)}." if low else ""),
@@ -278,7 +279,7 @@ def reliance_section(meta: dict[str, Any]) -> str:
     best = meta["metrics"]["dissection"]["targets"]["part_best_iou_conv2_5"]
     parts = sorted(r["parts"], key=lambda p: -r["parts"][p]["class_changed"])
     rows = [[p, str(r["parts"][p]["images"]), pct(r["parts"][p]["class_changed"]),
-             f"{r['parts'][p]['probability_drop']:.3f}", f"{best[p]:.2f}", "yes" if best[p] >= 0.2 else "no"]
+             f"{r['parts'][p]['probability_drop']:.3f}", f"{best[p]:.2f}", "yes" if best[p] >= TARGET_IOU else "no"]
             for p in parts]
     rho = rank_correlation([r["parts"][p]["class_changed"] for p in parts], [best[p] for p in parts])
     return "\n".join([
@@ -297,8 +298,9 @@ def reliance_section(meta: dict[str, Any]) -> str:
         "The parts a single unit detects are the parts the answers depend on; where the classes can be told "
         "apart without looking at a part (a mouth is in every face, cat and fish alike), nothing pushes a unit "
         "to find it. Needing a part does not guarantee a unit, though: in the *misplaced parts* run (not "
-        "shipped) leaving out a door or a nose changed the class 37 % of the time, against 9 % here, and "
-        "neither part gained a unit (door 0.11, nose 0.08).",
+        "shipped) leaving out a door or a nose changed the class 37 % of the time, against "
+        f"{pct(r['parts']['door']['class_changed'], 0)} and {pct(r['parts']['nose']['class_changed'], 0)} here, "
+        "and neither part gained a unit there (door 0.11, nose 0.08).",
     ])
 
 
@@ -419,11 +421,11 @@ def runs_section(meta: dict[str, Any]) -> list[str]:
     shipped = ["**shipped**", recipe, pct(m["accuracy"], 2), f"{m['training_seconds'] / 60:.1f}", reached(parts),
                reached(objects), reached(combos) if combos else "not measured"]
     rows = [list(r) for r in RUNS_TRIED] + [shipped]
-    missing = sorted((p for p, v in parts.items() if v < 0.2), key=lambda p: parts[p])
-    weak = [f"{p} {combos[p]:.2f}" for p in missing if combos and combos[p] < 0.2]
+    missing = sorted((p for p, v in parts.items() if v < TARGET_IOU), key=lambda p: parts[p])
+    weak = [f"{p} {combos[p]:.2f}" for p in missing if combos and combos[p] < TARGET_IOU]
     bullet = (
         f"- **A detector unit with IoU >= 0.20 for every part type**: {reached(parts)} part types have one "
-        f"({', '.join(f'{p} {v:.2f}' for p, v in parts.items() if v >= 0.2) or 'none'}); the rest stay below "
+        f"({', '.join(f'{p} {v:.2f}' for p, v in parts.items() if v >= TARGET_IOU) or 'none'}); the rest stay below "
         f"({', '.join(f'{p} {parts[p]:.2f}' for p in missing)}). Every object class has one "
         f"({'met' if t['every_object_detected'] else '**missed**'}: {reached(objects)}). The runs tried, all "
         "measured the same way (accuracy on world seed 2026, 2,000 images; dissection on seed 3031, 500 images, "
@@ -524,9 +526,9 @@ def render(meta: dict[str, Any], explain: dict[str, Any] | None, repro: dict[str
     parts = ["\n".join(head), accuracy_section(meta), training_section(meta, repro), data_section(),
              "\n".join(choices), "\n".join(missed), "\n".join(intended)]
     if meta["metrics"].get("dissection"):
-        parts += [dissection_section(meta), representation_section(meta)]
-        parts += [x for x in (reliance_section(meta),) if x]
-        parts.append(targets_section(meta))
+        reliance = reliance_section(meta)
+        parts += [dissection_section(meta), representation_section(meta), *([reliance] if reliance else []),
+                  targets_section(meta)]
     extra = explain_section(explain)
     if extra:
         parts.append(extra.rstrip())

@@ -81,5 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result) if a.json else format_report(result), file=sys.stdout)
     return 0
 
+
 if __name__ == "__main__":
     raise SystemExit(main())

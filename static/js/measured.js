@@ -29,11 +29,16 @@ const label = (x, y, text, attrs = {}) => svg('text', { x, y, ...attrs }, [docum
 const yOf = (v) => PLOT.bottom - v * (PLOT.bottom - PLOT.top);
 const pctText = (v) => `${Math.round(v * 100)}\u00a0%`;
 
-function axes(root, titles, ticks, format) {
+// Horizontal grid lines with their values on the left, at heights ``y(v)``.
+function yGrid(root, ticks, format, y = yOf) {
   for (const v of ticks) {
-    root.append(svg('line', { x1: PLOT.left, x2: PLOT.right, y1: yOf(v), y2: yOf(v), class: 'grid-line' }));
-    root.append(label(PLOT.left - 6, yOf(v) + 4, format(v), { 'text-anchor': 'end', class: 'tick' }));
+    root.append(svg('line', { x1: PLOT.left, x2: PLOT.right, y1: y(v), y2: y(v), class: 'grid-line' }));
+    root.append(label(PLOT.left - 6, y(v) + 4, format(v), { 'text-anchor': 'end', class: 'tick' }));
   }
+}
+
+function axes(root, titles, ticks, format) {
+  yGrid(root, ticks, format);
   const step = (PLOT.right - PLOT.left) / titles.length;
   titles.forEach((title, i) => {
     root.append(label(PLOT.left + step * (i + 0.5), PLOT.bottom + 18, title, { 'text-anchor': 'middle', class: 'tick' }));
@@ -115,7 +120,7 @@ function iouChart(d, choice, name) {
 }
 
 // Spearman's rank correlation (no ties expected in measured fractions).
-export function rankCorrelation(a, b) {
+function rankCorrelation(a, b) {
   const ranks = (v) => {
     const order = v.map((x, i) => [x, i]).sort((p, q) => p[0] - q[0]);
     const r = new Array(v.length);
@@ -146,10 +151,7 @@ function needsChart(rows) {
   const xOf = (v) => PLOT.left + (v / xMax) * (PLOT.right - PLOT.left);
   const yAt = (v) => PLOT.bottom - (v / yMax) * (PLOT.bottom - PLOT.top);
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', 'data-chart': 'needs', role: 'img' });
-  for (let v = 0; v <= yMax + 1e-9; v += 0.1) {
-    root.append(svg('line', { x1: PLOT.left, x2: PLOT.right, y1: yAt(v), y2: yAt(v), class: 'grid-line' }));
-    root.append(label(PLOT.left - 6, yAt(v) + 4, v.toFixed(1), { 'text-anchor': 'end', class: 'tick' }));
-  }
+  yGrid(root, Array.from({ length: Math.round(yMax / 0.1) + 1 }, (_, i) => i * 0.1), (v) => v.toFixed(1), yAt);
   for (let v = 0; v <= xMax + 1e-9; v += 0.2) {
     root.append(label(xOf(v), PLOT.bottom + 16, pctText(v), { 'text-anchor': 'middle', class: 'tick' }));
   }
