@@ -68,6 +68,9 @@ class TrainConfig:
     # BatchNorm after each conv while training (folded away before shipping). Without it
     # the convolutions start from He initialization, which keeps ReLU activations in scale.
     batchnorm: bool = False
+    # Training pictures that leave out a random subset of their object's part types
+    # (world.generate's drop_parts), so that no single part can carry a class alone.
+    drop_parts: float = 0.0
     out_dir: str = str(WEIGHTS_DIR)
     name: str = "tiny"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -88,14 +91,15 @@ STD = [0.234, 0.231, 0.232]
 class WorldDataset(Dataset[tuple[torch.Tensor, int]]):
     """Image ``i`` of world ``seed`` as uint8 CHW (normalized on the training side)."""
 
-    def __init__(self, seed: int, length: int, size: int, offset: int = 0) -> None:
+    def __init__(self, seed: int, length: int, size: int, offset: int = 0, drop_parts: float = 0.0) -> None:
         self.seed, self.length, self.size, self.offset = seed, length, size, offset
+        self.drop_parts = drop_parts
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        s = world.generate(self.seed, self.offset + i, self.size)
+        s = world.generate(self.seed, self.offset + i, self.size, drop_parts=self.drop_parts)
         return torch.from_numpy(s.image).permute(2, 0, 1).contiguous(), s.label
 
 
@@ -209,7 +213,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                           lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
-    data = WorldDataset(cfg.world_seed, cfg.steps * cfg.batch_size, cfg.input_size)
+    data = WorldDataset(cfg.world_seed, cfg.steps * cfg.batch_size, cfg.input_size, drop_parts=cfg.drop_parts)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen,
                         num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
@@ -366,6 +370,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--pool-output", type=int, default=cfg.pool_output, help="avgpool output side (1 = global)")
     p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=cfg.batchnorm,
                    help="BatchNorm after each conv while training, folded away afterwards")
+    p.add_argument("--drop-parts", type=float, default=cfg.drop_parts,
+                   help="share of training pictures that leave out a random subset of their part types")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     widths = tuple(int(w) for w in a.widths.split(","))
@@ -375,7 +381,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     cfg = replace(cfg, steps=a.steps, batch_size=a.batch_size, input_size=a.input_size, lr=a.lr,
                   seed=a.seed, workers=a.workers, threads=a.threads, out_dir=a.out_dir,
                   widths=widths, conv1_kernel=conv1[0], conv1_stride=conv1[1], conv1_padding=conv1[2],
-                  dropout=a.dropout, pool_output=a.pool_output, batchnorm=a.batchnorm)
+                  dropout=a.dropout, pool_output=a.pool_output, batchnorm=a.batchnorm,
+                  drop_parts=a.drop_parts)
     cfg.extra["progress"] = not a.no_progress
     return cfg
 

@@ -539,8 +539,25 @@ def _clutter(rng: np.random.Generator, size: int) -> list[Prim]:
     return prims
 
 
+# The random stream part dropping draws from: [seed, index, DROP_STREAM], apart from the
+# world's own [seed, index], so dropping never shifts what else the picture holds.
+DROP_STREAM = 1
+
+
+def _drop_draw(rng: np.random.Generator, b: _Builder, p: float) -> set[int]:
+    """Owner codes of the part types to leave out: none with probability 1 - p, else each
+    type with probability 1/2, redrawn until at least one goes and at least one stays."""
+    kinds = sorted({g.owner for g in b.groups if g.owner != BODY})
+    if len(kinds) < 2 or rng.random() >= p:
+        return set()
+    while True:
+        gone = {k for k in kinds if rng.random() < 0.5}
+        if 0 < len(gone) < len(kinds):
+            return gone
+
+
 def generate(seed: int, index: int, size: int = 192, label: int | None = None,
-             post: bool = True, omit: str | None = None) -> Sample:
+             post: bool = True, omit: str | None = None, drop_parts: float = 0.0) -> Sample:
     """Image number ``index`` of world ``seed``: same arguments, same pixels and masks.
 
     The class is ``index % len(CLASSES)`` unless ``label`` is given, so consecutive
@@ -548,6 +565,9 @@ def generate(seed: int, index: int, size: int = 192, label: int | None = None,
     ``omit`` (a part type) leaves that part's strokes undrawn and changes nothing else:
     painting draws no random numbers, so background, placement, blur and noise are the
     same, and what the part covered shows through (models/reliance.py).
+    ``drop_parts`` (a probability, for training) leaves a random subset of the object's part
+    types undrawn, at least one and never all: each type goes with probability 1/2. The
+    choice comes from a random stream of its own, so the picture is otherwise the same one.
     """
     rng = np.random.default_rng([seed, index])
     label = index % len(CLASSES) if label is None else label
@@ -580,8 +600,11 @@ def generate(seed: int, index: int, size: int = 192, label: int | None = None,
                                            int(rng.integers(3, 9))), _random_color(rng), OCCLUDER)
         prims.append(occ)
 
-    if omit is not None:
-        prims = [p for p in prims if p.owner != part_owner(omit)]
+    dropped = {part_owner(omit)} if omit is not None else set()
+    if drop_parts > 0.0:
+        dropped |= _drop_draw(np.random.default_rng([seed, index, DROP_STREAM]), b, drop_parts)
+    if dropped:
+        prims = [p for p in prims if p.owner not in dropped]
     for p in prims:
         _paint(image, owners, p, (yy, xx))
 

@@ -104,6 +104,8 @@ def test_recipe_flags_reach_the_network() -> None:
     assert isinstance(first, nn.Linear) and first.in_features == cfg.widths[-1]  # one value per conv5 unit
     assert not train.parse_args([]).batchnorm  # the shipped recipe trains without BatchNorm
     assert not train.parse_args(["--no-batchnorm"]).batchnorm
+    assert train.parse_args([]).drop_parts == 0.0  # the shipped recipe draws every part
+    assert train.parse_args(["--drop-parts", "0.5"]).drop_parts == 0.5
 
 
 def test_without_batchnorm_the_trained_net_is_the_shipped_net() -> None:

@@ -159,3 +159,41 @@ def test_omitting_keeps_blur_and_noise() -> None:
     near = F.max_pool2d(mask, 9, stride=1, padding=4)[0, 0].numpy() > 0  # blur reaches a few pixels
     assert whole.part_masks["mouth"].any()
     assert np.array_equal(without.image[~near], whole.image[~near])
+
+
+def _shown(s: world.Sample) -> set[str]:
+    return {p for p in world.PARTS if s.part_masks[p].any()}
+
+
+@pytest.mark.parametrize("index", range(11))
+def test_dropping_parts_leaves_out_some_never_all(index: int) -> None:
+    size = 96
+    whole = world.generate(21, index, size, post=False)
+    dropped = world.generate(21, index, size, post=False, drop_parts=1.0)
+    assert dropped.label == whole.label
+    kept, shown = _shown(dropped), _shown(whole)
+    assert kept <= shown and kept  # at least one part type stays
+    if len(shown) > 1:  # a bicycle's wheels are all it has: nothing to drop
+        assert kept < shown
+    gone = np.zeros((size, size), dtype=bool)
+    for p in shown - kept:
+        gone |= whole.part_masks[p]
+    # Only the dropped parts' pixels change: the picture is otherwise the same draw.
+    assert np.array_equal(dropped.image[~gone], whole.image[~gone])
+    assert np.array_equal(dropped.object_mask & ~gone, whole.object_mask & ~gone)
+    for p in kept:
+        assert np.array_equal(dropped.part_masks[p] & ~gone, whole.part_masks[p] & ~gone)
+
+
+def test_drop_probability_is_the_share_of_pictures_with_parts_left_out() -> None:
+    size, n = 48, 220
+    changed = eligible = 0
+    for i in range(n):
+        whole = world.generate(5, i, size, post=False)
+        if len(_shown(whole)) < 2:
+            continue
+        eligible += 1
+        changed += _shown(world.generate(5, i, size, post=False, drop_parts=0.3)) != _shown(whole)
+    assert 0.2 < changed / eligible < 0.4, changed / eligible
+    # Probability 0 is the world itself, pixel for pixel.
+    assert np.array_equal(world.generate(5, 3, size, drop_parts=0.0).image, world.generate(5, 3, size).image)
