@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -213,6 +213,35 @@ def dissect_activations(acts: dict[str, torch.Tensor], concepts: Concepts,
     return results
 
 
+def within_class_iou(acts: dict[str, torch.Tensor], concepts: Concepts, labels: Sequence[str],
+                     parts_of: Mapping[str, Sequence[str]],
+                     alignment: dict[str, Alignment] | None = None) -> dict[str, dict[str, float]]:
+    """part -> class -> the best single unit's IoU when only that class's pictures are dissected.
+
+    The same method on a smaller set: thresholds (each unit's top quantile, matched to the
+    part's coverage) and IoU come from the pictures of one class alone. A part type that
+    looks different in each class, or whose unit also fires on other classes' pictures,
+    can miss over all pictures and still have a unit within a class; a part no unit finds
+    even there is not represented on its own at all.
+    """
+    owner = np.asarray(labels)
+    out: dict[str, dict[str, float]] = {}
+    for cls, parts in parts_of.items():
+        idx = torch.from_numpy(np.flatnonzero(owner == cls))
+        if len(idx) == 0:
+            continue
+        cols = [concepts.names.index(p) for p in parts]
+        sub = Concepts(list(parts), [concepts.kinds[k] for k in cols], concepts.masks[idx][:, cols])
+        qs = matched_quantiles(sub.fractions())
+        best = torch.zeros(len(cols))
+        for title, a in acts.items():
+            iou, _ = iou_table(a[idx], sub, qs, align=(alignment or {}).get(title))
+            best = torch.maximum(best, iou.max(0).values)
+        for p, v in zip(parts, best.tolist(), strict=True):
+            out.setdefault(p, {})[cls] = round(float(v), 4)
+    return out
+
+
 # ------------------------------------------------------------------------ selectivity
 
 def _grating(size: int, theta: float, period: float, phase: float, direction: Sequence[float]) -> torch.Tensor:
@@ -360,7 +389,9 @@ def run(model: nn.Module, meta: dict[str, Any], seed: int, images: int,
         layers = summarize(units, concepts.names, concepts.kinds)
         for t, iou in probes.items():
             layers[t]["probe_iou"] = {c: round(float(v), 4) for c, v in zip(concepts.names, iou, strict=True)}
-        report[label] = {"units": units, "layers": layers}
+        deep = {t: a for t, a in acts.items() if t != "conv1"}
+        within = within_class_iou(deep, concepts, [s.class_name for s in samples], world.CLASS_PARTS, alignment)
+        report[label] = {"units": units, "layers": layers, "within_class": within}
     # The ideal unit of each layer: the concept itself at that layer's resolution.
     report["ceiling_iou"] = {}
     for t, a in acts.items():
@@ -399,6 +430,8 @@ def check_targets(report: dict[str, Any]) -> dict[str, Any]:
     if "probe_iou" in layers["conv5"]:
         more["part_best_probe_iou_conv2_5"] = {p: max(layers[t]["probe_iou"][p] for t in deep) for p in world.PARTS}
         more["object_best_probe_iou_conv5"] = {c: layers["conv5"]["probe_iou"][c] for c in obj_best}
+    if "within_class" in report["trained"]:
+        more["part_within_class_iou_conv2_5"] = report["trained"]["within_class"]
     if "ceiling_iou" in report:
         more["part_ceiling_iou_conv5"] = {p: report["ceiling_iou"]["conv5"][p] for p in world.PARTS}
         more["object_ceiling_iou_conv5"] = {c: report["ceiling_iou"]["conv5"][c] for c in obj_best}
@@ -434,6 +467,7 @@ def summary_for_metadata(report: dict[str, Any]) -> dict[str, Any]:
         "quantile": report["quantile"], "detector_iou": report["detector_iou"],
         "trained": slim(report["trained"]["layers"]), "untrained": slim(report["untrained"]["layers"]),
         "probe_seed": report.get("probe_seed"), "ceiling_iou": report.get("ceiling_iou"),
+        "within_class": {k: report[k].get("within_class") for k in ("trained", "untrained")},
         "targets": report["targets"],
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models import card
+from models import card, world
 from models.tinyweights import WEIGHTS_DIR, read_meta
 
 
@@ -80,3 +80,25 @@ def test_reliance_table_lists_every_part_with_its_best_unit() -> None:
         row = (f"| {part} | {x['images']} | {card.pct(x['class_changed'])} | {x['probability_drop']:.3f} | "
                f"{best[part]:.2f} | {'yes' if best[part] >= 0.2 else 'no'} |")
         assert row in section, row
+
+
+def test_within_class_counts_only_cells_above_the_untrained_twin() -> None:
+    trained = {"door": {"car": 0.32, "house": 0.21}, "leaf": {"tree": 0.41, "flower": 0.15},
+               "mouth": {"face": 0.08, "cat": 0.05}}
+    twin = {"door": {"car": 0.08, "house": 0.22}, "leaf": {"tree": 0.24, "flower": 0.05},
+            "mouth": {"face": 0.03, "cat": 0.04}}
+    # house's door reaches 0.20 but so does the twin's: chance, not training.
+    assert card.within_class_reach(trained, twin) == {"door": ["car"], "leaf": ["tree"], "mouth": []}
+    assert card.and_list(["a"]) == "a" and card.and_list(["a", "b", "c"]) == "a, b and c"
+
+
+def test_within_class_table_quotes_the_dissection() -> None:
+    d = read_meta(WEIGHTS_DIR)["metrics"]["dissection"]
+    tr, un = d["within_class"]["trained"], d["within_class"]["untrained"]
+    assert set(tr) == set(world.PARTS)
+    text = (WEIGHTS_DIR / card.CARD_FILE).read_text()
+    section = text.split("### Within one class", 1)[1].split("###", 1)[0]
+    for part, per in tr.items():
+        assert set(per) == {c for c, ps in world.CLASS_PARTS.items() if part in ps}
+        cells = ", ".join(f"{c} {v:.2f} \\| {un[part][c]:.2f}" for c, v in per.items())
+        assert f"| {part} | {d['targets']['part_best_iou_conv2_5'][part]:.2f} | {cells} |" in section

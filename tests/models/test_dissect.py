@@ -99,6 +99,22 @@ def test_aligned_upsampling_finds_a_strided_detector_better_than_stretching() ->
     assert aligned["iou"] > stretched["iou"] + 0.03, (aligned["iou"], stretched["iou"])
 
 
+def test_within_class_finds_a_part_that_looks_different_in_each_class() -> None:
+    # One part type, "mark": a red square in class A pictures, a blue one in class B.
+    x, squares = _squares(n=40, seed=3)
+    labels = ["A" if i % 2 == 0 else "B" for i in range(len(x))]
+    mark = torch.stack([squares.masks[i, 0 if c == "A" else 1] for i, c in enumerate(labels)])[:, None]
+    concepts = dissect.Concepts(["mark"], ["part"], mark)
+    acts = dissect.layer_activations(_hand_made(), x, {"c": "1"})
+    # Over all pictures neither colour unit covers every mark: about half of them each.
+    iou, _ = dissect.iou_table(acts["c"], concepts, dissect.matched_quantiles(concepts.fractions()))
+    assert 0.3 < iou.max() < 0.65
+    within = dissect.within_class_iou(acts, concepts, labels, {"A": ["mark"], "B": ["mark"]})
+    assert within["mark"]["A"] > 0.8 and within["mark"]["B"] > 0.8
+    # A class with no pictures is left out rather than scored on nothing.
+    assert "C" not in dissect.within_class_iou(acts, concepts, labels, {"C": ["mark"]}).get("mark", {})
+
+
 def test_quantile_matches_concept_coverage() -> None:
     qs = dissect.matched_quantiles(torch.tensor([0.0008, 0.005, 0.06, 0.5]))
     assert qs == [0.999, 0.995, 0.95, 0.9]
