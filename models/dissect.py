@@ -215,17 +215,17 @@ def dissect_activations(acts: dict[str, torch.Tensor], concepts: Concepts,
 
 def within_class_iou(acts: dict[str, torch.Tensor], concepts: Concepts, labels: Sequence[str],
                      parts_of: Mapping[str, Sequence[str]],
-                     alignment: dict[str, Alignment] | None = None) -> dict[str, dict[str, float]]:
-    """part -> class -> the best single unit's IoU when only that class's pictures are dissected.
+                     alignment: dict[str, Alignment] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """part -> class -> {iou, layer, unit}: the best single unit when only that class's pictures are dissected.
 
     The same method on a smaller set: thresholds (each unit's top quantile, matched to the
     part's coverage) and IoU come from the pictures of one class alone. A part type that
     looks different in each class, or whose unit also fires on other classes' pictures,
     can miss over all pictures and still have a unit within a class; a part no unit finds
-    even there is not represented on its own at all.
+    even there is not represented on its own at all. Which unit wins tells the two apart.
     """
     owner = np.asarray(labels)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     for cls, parts in parts_of.items():
         idx = torch.from_numpy(np.flatnonzero(owner == cls))
         if len(idx) == 0:
@@ -233,12 +233,15 @@ def within_class_iou(acts: dict[str, torch.Tensor], concepts: Concepts, labels: 
         cols = [concepts.names.index(p) for p in parts]
         sub = Concepts(list(parts), [concepts.kinds[k] for k in cols], concepts.masks[idx][:, cols])
         qs = matched_quantiles(sub.fractions())
-        best = torch.zeros(len(cols))
+        best: dict[str, dict[str, Any]] = {p: {"iou": -1.0} for p in parts}
         for title, a in acts.items():
             iou, _ = iou_table(a[idx], sub, qs, align=(alignment or {}).get(title))
-            best = torch.maximum(best, iou.max(0).values)
-        for p, v in zip(parts, best.tolist(), strict=True):
-            out.setdefault(p, {})[cls] = round(float(v), 4)
+            top, unit = iou.max(0)
+            for k, p in enumerate(parts):
+                if float(top[k]) > best[p]["iou"]:
+                    best[p] = {"iou": round(float(top[k]), 4), "layer": title, "unit": int(unit[k])}
+        for p in parts:
+            out.setdefault(p, {})[cls] = best[p]
     return out
 
 

@@ -82,14 +82,26 @@ def test_reliance_table_lists_every_part_with_its_best_unit() -> None:
         assert row in section, row
 
 
+def _cells(ious: dict[str, dict[str, float]], unit: int = 0) -> dict[str, dict[str, dict[str, object]]]:
+    return {p: {c: {"iou": v, "layer": "conv5", "unit": unit + k} for k, (c, v) in enumerate(per.items())}
+            for p, per in ious.items()}
+
+
 def test_within_class_counts_only_cells_above_the_untrained_twin() -> None:
-    trained = {"door": {"car": 0.32, "house": 0.21}, "leaf": {"tree": 0.41, "flower": 0.15},
-               "mouth": {"face": 0.08, "cat": 0.05}}
-    twin = {"door": {"car": 0.08, "house": 0.22}, "leaf": {"tree": 0.24, "flower": 0.05},
-            "mouth": {"face": 0.03, "cat": 0.04}}
+    trained = _cells({"door": {"car": 0.32, "house": 0.21}, "leaf": {"tree": 0.41, "flower": 0.15},
+                      "mouth": {"face": 0.08, "cat": 0.05}})
+    twin = _cells({"door": {"car": 0.08, "house": 0.22}, "leaf": {"tree": 0.24, "flower": 0.05},
+                   "mouth": {"face": 0.03, "cat": 0.04}})
     # house's door reaches 0.20 but so does the twin's: chance, not training.
     assert card.within_class_reach(trained, twin) == {"door": ["car"], "leaf": ["tree"], "mouth": []}
     assert card.and_list(["a"]) == "a" and card.and_list(["a", "b", "c"]) == "a, b and c"
+
+
+def test_which_units_tells_one_unit_from_one_per_class() -> None:
+    one = {"face": {"iou": 0.3, "layer": "conv2", "unit": 56}, "cat": {"iou": 0.3, "layer": "conv2", "unit": 56}}
+    assert card.which_units(one).startswith("the same unit in every class (conv2 #56)")
+    several = {**one, "fish": {"iou": 0.3, "layer": "conv3", "unit": 91}}
+    assert card.which_units(several) == "no one unit for all (conv2 #56 in face and cat, conv3 #91 in fish)"
 
 
 def test_within_class_table_quotes_the_dissection() -> None:
@@ -100,5 +112,5 @@ def test_within_class_table_quotes_the_dissection() -> None:
     section = text.split("### Within one class", 1)[1].split("###", 1)[0]
     for part, per in tr.items():
         assert set(per) == {c for c, ps in world.CLASS_PARTS.items() if part in ps}
-        cells = ", ".join(f"{c} {v:.2f} \\| {un[part][c]:.2f}" for c, v in per.items())
+        cells = ", ".join(f"{c} {x['iou']:.2f} \\| {un[part][c]['iou']:.2f}" for c, x in per.items())
         assert f"| {part} | {d['targets']['part_best_iou_conv2_5'][part]:.2f} | {cells} |" in section

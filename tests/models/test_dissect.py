@@ -110,7 +110,10 @@ def test_within_class_finds_a_part_that_looks_different_in_each_class() -> None:
     iou, _ = dissect.iou_table(acts["c"], concepts, dissect.matched_quantiles(concepts.fractions()))
     assert 0.3 < iou.max() < 0.65
     within = dissect.within_class_iou(acts, concepts, labels, {"A": ["mark"], "B": ["mark"]})
-    assert within["mark"]["A"] > 0.8 and within["mark"]["B"] > 0.8
+    assert within["mark"]["A"]["iou"] > 0.8 and within["mark"]["B"]["iou"] > 0.8
+    # ... and a different unit in each class: the red one in A, the blue one in B.
+    assert (within["mark"]["A"]["layer"], within["mark"]["A"]["unit"]) == ("c", 0)
+    assert (within["mark"]["B"]["layer"], within["mark"]["B"]["unit"]) == ("c", 1)
     # A class with no pictures is left out rather than scored on nothing.
     assert "C" not in dissect.within_class_iou(acts, concepts, labels, {"C": ["mark"]}).get("mark", {})
 
