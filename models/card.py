@@ -325,10 +325,10 @@ def within_class_section(meta: dict[str, Any]) -> str:
                       f"{'them' if many else 'it'} and {'miss' if many else 'misses'} only over all pictures: "
                       + "; ".join(f"{p}, {which_units(tr[p])}" for p in every) + ".")
     if none:
-        lines[-1] += (f" {and_list(none).capitalize()} {'have' if len(none) > 1 else 'has'} no unit even within "
-                      "one class (best " + ", ".join(f"{p} {max(x['iou'] for x in tr[p].values()):.2f}" for p in none)
-                      + "): the network keeps no unit of its own for "
-                      + ("them" if len(none) > 1 else "it")
+        many = len(none) > 1
+        lines[-1] += (f" {and_list(none).capitalize()} {'have' if many else 'has'} no unit even within one class "
+                      "(best " + ", ".join(f"{p} {max(x['iou'] for x in tr[p].values()):.2f}" for p in none)
+                      + f"): the network keeps no unit of its own for {'them' if many else 'it'}"
                       + ("; the next section measures why." if meta["metrics"].get("reliance") else "."))
     return "\n".join(lines)
 
@@ -528,7 +528,10 @@ def runs_section(meta: dict[str, Any]) -> list[str]:
         "network did not learn to spot those (scrambled 60 %) and fell below the accuracy target. Nor did "
         "training pictures with parts left out (*parts left out*), meant to make every part count: the network "
         "learnt to do without any one part instead (leaving one out of a picture changed the class at most 26 % of "
-        "the time, for the wheel; for the eye 3 %, against 63 % in the shipped model), scrambled fell to 70 %, and "
+        "the time, for the wheel; for the eye 3 %"
+        + (f", against {pct(m['reliance']['parts']['eye']['class_changed'], 0)} in the shipped model"
+           if m.get("reliance") else "")
+        + "), scrambled fell to 70 %, and "
         "only window and leaf kept a unit, though it could do without either. Nor did a world where each part type "
         "looks the same in every class (*parts alike*): one conv4 unit then found the wheels of cars, buses and "
         "bicycles alike (IoU 0.36-0.41 within each class), but door and eye kept a different unit per class (see "

@@ -433,8 +433,6 @@ def check_targets(report: dict[str, Any]) -> dict[str, Any]:
     if "probe_iou" in layers["conv5"]:
         more["part_best_probe_iou_conv2_5"] = {p: max(layers[t]["probe_iou"][p] for t in deep) for p in world.PARTS}
         more["object_best_probe_iou_conv5"] = {c: layers["conv5"]["probe_iou"][c] for c in obj_best}
-    if "within_class" in report["trained"]:
-        more["part_within_class_iou_conv2_5"] = report["trained"]["within_class"]
     if "ceiling_iou" in report:
         more["part_ceiling_iou_conv5"] = {p: report["ceiling_iou"]["conv5"][p] for p in world.PARTS}
         more["object_ceiling_iou_conv5"] = {c: report["ceiling_iou"]["conv5"][c] for c in obj_best}

@@ -83,5 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report) if a.json else format_table(report))
     return 0
 
+
 if __name__ == "__main__":
     raise SystemExit(main())

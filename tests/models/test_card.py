@@ -82,8 +82,8 @@ def test_reliance_table_lists_every_part_with_its_best_unit() -> None:
         assert row in section, row
 
 
-def _cells(ious: dict[str, dict[str, float]], unit: int = 0) -> dict[str, dict[str, dict[str, object]]]:
-    return {p: {c: {"iou": v, "layer": "conv5", "unit": unit + k} for k, (c, v) in enumerate(per.items())}
+def _cells(ious: dict[str, dict[str, float]]) -> dict[str, dict[str, dict[str, object]]]:
+    return {p: {c: {"iou": v, "layer": "conv5", "unit": k} for k, (c, v) in enumerate(per.items())}
             for p, per in ious.items()}
 
 
