@@ -13,12 +13,16 @@ import io
 import json
 import math
 import struct
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+# zlib-ng: zlib's API and stream format with faster deflate. On AlexNet's five atlases its
+# run-length deflate takes 1.9 ms where zlib's takes 2.8, for the same number of bytes, and
+# its Huffman-only pass over the 224 px picture 0.4 ms where zlib's takes 0.8.
+from zlib_ng import zlib_ng as zlib
 
 # zlib level 1: several times faster than the default and only slightly larger here.
 PNG_COMPRESS_LEVEL = 1
@@ -129,50 +133,42 @@ def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _short(values: np.ndarray, digits: int = 5) -> list[float]:
-    """Each value rounded to ``digits`` significant digits, as ``float(f"{v:.{digits}g}")`` gives it.
+def _json_numbers(values: np.ndarray, digits: int) -> str:
+    """``values`` as a JSON array of numbers rounded to ``digits`` significant digits (``%g``).
 
-    One %-format of the whole list and one split: half the time of a loop of f-strings.
+    Written as text in one %-format rather than rounded to floats for json.dumps to print
+    again: ~4x faster (AlexNet's 1,344 channels x 3 statistics: 1.2 -> 0.3 ms). ``%g`` of a
+    finite float is a valid JSON number, and activations are finite: 8-bit pictures through
+    finite weights.
     """
     items = values.tolist()
-    return list(map(float, ((f"%.{digits}g " * len(items)) % tuple(items)).split()))
-
-
-def encode_layer(maps: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:
-    """One layer's JSON: its description, quantization bounds, atlas and channel stats."""
-    layer, png = _layer(maps, info)
-    layer["atlas"]["png"] = png
-    return layer
+    return "[" + (f"%.{digits}g," * len(items))[:-1] % tuple(items) + "]"
 
 
 def layer_json(maps: np.ndarray, info: dict[str, Any]) -> str:
-    """``encode_layer`` as compact JSON text, the same characters ``json.dumps`` would give it
-    (made where the layer is encoded, so a pool can make several at once)."""
-    layer, png = _layer(maps, info)
-    layer["atlas"]["png"] = raw_marker(0)
-    return compact_json(layer, [f'"{png}"'])
-
-
-def _layer(maps: np.ndarray, info: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """One layer's compact JSON text: its description (``info``), shape, quantization bounds,
+    atlas and per-channel statistics (mean, max, share of positive values), made where the
+    layer is encoded, so a pool can make several at once."""
     maps = as_maps(maps)
     quantized = quantize(maps)
     columns = atlas_columns(maps.shape[0])
     flat = maps.reshape(maps.shape[0], -1)
     png = base64.b64encode(png_bytes(tile_atlas(quantized.q, columns))).decode("ascii")
+    # count / size: the same float64 as the mean of the booleans, without making them floats
+    active = np.count_nonzero(flat > 0, axis=1) / flat.shape[1]
+    statistics = (
+        f'{{"mean":{_json_numbers(flat.mean(axis=1), 5)},"max":{_json_numbers(quantized.hi, 5)},'
+        f'"active":{_json_numbers(active, 4)}}}'
+    )
     layer = {
         **info,
         "shape": list(maps.shape),
-        "lo": quantized.lo.tolist(),
+        "lo": quantized.lo.tolist(),  # in full: the client decodes the atlas with exactly these
         "hi": quantized.hi.tolist(),
-        "atlas": {"png": None, "columns": columns, "tile": [int(maps.shape[1]), int(maps.shape[2])]},
-        "channels": {
-            "mean": _short(flat.mean(axis=1)),
-            "max": _short(quantized.hi),
-            # count / size: the same float64 as the mean of the booleans, without making them floats
-            "active": _short(np.count_nonzero(flat > 0, axis=1) / flat.shape[1], 4),
-        },
+        "atlas": {"png": raw_marker(0), "columns": columns, "tile": [int(maps.shape[1]), int(maps.shape[2])]},
+        "channels": raw_marker(1),
     }
-    return layer, png
+    return compact_json(layer, [f'"{png}"', statistics])
 
 
 # ``raw_marker(i)`` stands in a document for ``raw[i]`` (see compact_json). json.dumps writes

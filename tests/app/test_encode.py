@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 
@@ -13,7 +14,6 @@ from app.encode import (
     as_maps,
     atlas_columns,
     compact_json,
-    encode_layer,
     layer_json,
     png_bytes,
     quantize,
@@ -57,11 +57,29 @@ def test_vectors_become_one_by_one_maps() -> None:
     assert as_maps(np.arange(4, dtype=np.float32)).shape == (4, 1, 1)
 
 
-def test_layer_json_is_json_dumps_of_encode_layer() -> None:
+def test_layer_json_carries_the_maps_bounds_atlas_and_statistics() -> None:
     rng = np.random.default_rng(1)
-    maps = np.maximum(rng.standard_normal((20, 7, 9)), 0).astype(np.float32)
+    maps = np.maximum(rng.standard_normal((20, 7, 9)) * 300, 0).astype(np.float32)
+    maps[3] = 0.0  # a dead channel: mean, max and active all 0
     info = {"name": "features.1", "title": "conv1"}
-    assert layer_json(maps, info) == json.dumps(encode_layer(maps, info), separators=(",", ":"))
+    text = layer_json(maps, info)
+    layer = json.loads(text)
+    assert " " not in text  # compact
+    assert layer["name"] == "features.1" and layer["title"] == "conv1" and layer["shape"] == [20, 7, 9]
+    flat = maps.reshape(20, -1).astype(np.float64)
+    assert layer["lo"] == flat.min(1).tolist() and layer["hi"] == flat.max(1).tolist()  # exactly
+    assert layer["atlas"]["columns"] == 5 and layer["atlas"]["tile"] == [7, 9]
+    atlas = np.asarray(Image.open(io.BytesIO(base64.b64decode(layer["atlas"]["png"]))))
+    for c in range(20):
+        row, col = divmod(c, 5)
+        decoded = flat[c].min() + atlas[row * 7 : row * 7 + 7, col * 9 : col * 9 + 9] / 255 * np.ptp(flat[c])
+        assert np.all(np.abs(decoded - maps[c]) <= np.ptp(flat[c]) / 510 * (1 + 1e-9))
+    # Statistics rounded to 5 (active: 4) significant digits, as Python's own formatting rounds them.
+    stats = layer["channels"]
+    assert stats["mean"] == [float(f"{v:.5g}") for v in flat.mean(1)]
+    assert stats["max"] == [float(f"{v:.5g}") for v in flat.max(1)]
+    assert stats["active"] == [float(f"{v:.4g}") for v in (flat > 0).mean(1)]
+    assert stats["mean"][3] == stats["max"][3] == stats["active"][3] == 0
 
 
 def test_compact_json_splices_raw_text_where_the_markers_stand() -> None:
