@@ -13,9 +13,11 @@ for the CLI and the benchmarks.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -121,10 +123,10 @@ def infer(
 ) -> list[Inferred]:
     """Stage 2, on the inference thread: one forward pass for every picture in ``batch``.
 
-    With ``submit`` (the CPU workers) and a JSON answer, each requested layer's encoding
-    starts on the workers the moment the last requested layer has its map, while the rest
-    of the network runs: AlexNet's fully connected layers, 60 % of its forward pass, mostly
-    wait on memory, so the encoding costs the request little wall time.
+    With ``submit`` (the CPU workers) and a JSON answer, the encoding runs beside the forward
+    pass: each picture's PNG before the pass starts, and each requested layer's maps the
+    moment that layer has them, while the rest of the network runs (the layers after it, and
+    AlexNet's fully connected layers, 60 % of its pass, which mostly wait on memory).
     """
     network = network_for(entry, options.checkpoint)
     # The unfamiliarity score judges the picture with the served weights. Where it needs only
@@ -136,20 +138,35 @@ def infer(
     layers = (*options.layers, *extra)
     encoded: list[dict[str, Early]] = [{} for _ in batch]
     pictures: list[Early | None] = [None] * len(batch)
+    early = submit is not None and options.format == "json"
 
-    def early(group: list[int]) -> Callable[[dict[str, torch.Tensor]], None] | None:
-        if submit is None or options.format != "json":
+    def begin(job: Callable[[], str]) -> Early:
+        assert submit is not None
+        return Early(submit(job), job)
+
+    if early:
+        for picture, prepared in enumerate(batch):
+            pictures[picture] = begin(partial(picture_url, entry, prepared))
+
+    def as_ready(group: list[int], threads: int) -> Callable[[str, torch.Tensor], None] | None:
+        if not early:
             return None
+        # With a core to spare, each layer is encoded as soon as it has its maps. When the pass
+        # uses every core, encoding beside the convolutions only slows them (AlexNet: capture +
+        # encode 1.24x -> 1.43x), so the layers wait for the last one and run beside the rest.
+        spare = threads < available_cores()
+        ready: dict[str, torch.Tensor] = {}
 
-        def start(outputs: dict[str, torch.Tensor]) -> None:
-            for row, picture in enumerate(group):
-                for name in options.layers:
-                    job = layer_job(entry, name, outputs[name][row].numpy())
-                    encoded[picture][name] = Early(submit(job), job)
-                seen = partial(picture_url, entry, batch[picture])
-                pictures[picture] = Early(submit(seen), seen)
+        def encode(name: str, output: torch.Tensor) -> None:
+            if name not in options.layers:
+                return
+            ready[name] = output
+            due = [name] if spare else list(ready) if len(ready) == len(options.layers) else []
+            for layer in due:
+                for row, picture in enumerate(group):
+                    encoded[picture][layer] = begin(layer_job(entry, layer, ready[layer][row].numpy()))
 
-        return start
+        return encode
 
     start = time.perf_counter()
     shapes = {tuple(p.tensor.shape) for p in batch}
@@ -158,7 +175,10 @@ def infer(
     results: list[Activations] = [None] * len(batch)  # type: ignore[list-item]
     for group in groups:
         tensors = torch.stack([batch[i].tensor for i in group])
-        for i, result in zip(group, compute_batch(network, tensors, layers, early(group)), strict=True):
+        threads = pass_threads(entry, len(group), torch.get_num_threads())
+        with intra_op_threads(threads):
+            computed = compute_batch(network, tensors, layers, as_ready(group, threads))
+        for i, result in zip(group, computed, strict=True):
             results[i] = result
     forward_s = time.perf_counter() - start
     inferred = []
@@ -167,6 +187,32 @@ def infer(
         ood = None if later else unfamiliarity(entry, prepared.tensor)
         inferred.append(Inferred(result, ood, forward_s, time.perf_counter() - mark, len(batch), later, ready, seen))
     return inferred
+
+
+def pass_threads(entry: ModelEntry, pictures: int, setting: int) -> int:
+    """Intra-op threads for a forward pass over ``pictures``: the server's ``setting``, or
+    fewer for one picture of a model that says it runs a lone picture no slower on fewer."""
+    if pictures == 1 and entry.lone_threads is not None:
+        return max(1, min(setting, entry.lone_threads))
+    return setting
+
+
+@contextmanager
+def intra_op_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count for the calling thread, restored on leaving."""
+    previous = torch.get_num_threads()
+    if threads != previous:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads != previous:
+            torch.set_num_threads(previous)
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def layer_job(entry: ModelEntry, name: str, maps: np.ndarray) -> Callable[[], str]:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from app.pipeline import pass_threads
 from models.registry import ModelEntry, load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +69,17 @@ def setup_torch() -> None:
     # Raises once set in this process (the smoke test may run after other tests).
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
+
+
+def lone_threads(entry: ModelEntry) -> int:
+    """The intra-op threads the server gives a forward pass over one picture of ``entry``
+    (``ModelEntry.lone_threads``): every row of a model runs on these, the reference too."""
+    return batch_threads(entry, 1)
+
+
+def batch_threads(entry: ModelEntry, pictures: int) -> int:
+    """The intra-op threads the server gives a forward pass over ``pictures`` of ``entry``."""
+    return pass_threads(entry, pictures, TORCH_THREADS)
 
 
 def median_ms(samples: list[float]) -> float:

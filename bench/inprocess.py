@@ -5,10 +5,12 @@ forward pass with capture of the default layers, then quantization, PNG atlases,
 the network saw, statistics and the JSON bytes, ready to send. It calls app.pipeline's own
 stage functions (``infer`` then ``finish``) the way the server does for a lone request: the
 layers are encoded side by side on a pool of ``CPU_WORKERS`` threads (app/inference.py),
-starting the moment the last default layer has its map, while the classifier still runs.
-"full pipeline" adds decoding and preprocessing (``analyze``). The step rows time each piece
-on one thread, so they add up to the CPU a request costs. The batch rows give the forward
-pass's cost per picture when the server runs 4 or 8 waiting pictures as one batch.
+during the pass (each layer as it comes when the pass leaves a core free, else from the last
+default layer on, beside the classifier). "full pipeline" adds decoding and preprocessing
+(``analyze``). The step rows time each piece on one thread, so they add up to the CPU a
+request costs. The batch rows give the forward pass's cost per picture when the server runs
+4 or 8 waiting pictures as one batch. Every row runs on the intra-op threads the server gives
+that pass (``ModelEntry.lone_threads`` for one picture of tiny: one), the reference too.
 """
 
 from __future__ import annotations
@@ -24,8 +26,19 @@ import torch
 from app.encode import as_maps, atlas_columns, png_bytes, quantize, tile_atlas
 from app.imaging import decode_image, preprocess_image
 from app.inference import CPU_WORKERS, pool_map
-from app.pipeline import Mapper, Options, Submit, analyze, finish, infer, picture_png, prepare
-from bench.common import MAX_PIXELS, Config, Row, interleaved, judge, median_ms, photo_jpeg, registry
+from app.pipeline import Mapper, Options, Submit, analyze, finish, infer, intra_op_threads, picture_png, prepare
+from bench.common import (
+    MAX_PIXELS,
+    Config,
+    Row,
+    batch_threads,
+    interleaved,
+    judge,
+    lone_threads,
+    median_ms,
+    photo_jpeg,
+    registry,
+)
 from models.activations import compute_activations, compute_batch
 from models.registry import ModelEntry
 
@@ -42,12 +55,13 @@ def prepared(entry: ModelEntry) -> tuple[bytes, Any, torch.Tensor]:
 
 
 def bare_forward(entry: ModelEntry, tensor: torch.Tensor) -> Callable[[], object]:
-    """The reference: the network alone, batch 1, inference mode, nothing kept."""
-    network, batch = entry.network, tensor.unsqueeze(0)
+    """The reference: the network alone, batch 1, inference mode, nothing kept, on the
+    threads the server gives a pass over one picture of this model."""
+    network, batch, threads = entry.network, tensor.unsqueeze(0), lone_threads(entry)
     assert network is not None
 
     def run() -> object:
-        with torch.inference_mode():
+        with torch.inference_mode(), intra_op_threads(threads):
             return network(batch)
 
     return run
@@ -81,13 +95,17 @@ def candidates(entry: ModelEntry, mapper: Mapper[Any, Any], submit: Submit) -> d
 
     def batch_forward(size: int) -> Callable[[], object]:
         def run() -> object:
-            with torch.inference_mode():
+            with torch.inference_mode(), intra_op_threads(batch_threads(entry, size)):
                 return network(batches[size])
 
         return run
 
     def batch_capture(size: int) -> Callable[[], object]:
-        return lambda: compute_batch(network, batches[size], layers)
+        def run() -> object:
+            with intra_op_threads(batch_threads(entry, size)):
+                return compute_batch(network, batches[size], layers)
+
+        return run
 
     timed: dict[str, Callable[[], object]] = {
         "bare forward": bare_forward(entry, tensor),
@@ -121,7 +139,7 @@ def run(config: Config) -> list[Row]:
         # tiny's forward pass takes about a millisecond: more repetitions cost little and
         # steady the medians against the other engineers' jobs.
         reps = config.reps * (3 if model == "tiny" else 1)
-        with worker_pool() as (mapper, submit):
+        with worker_pool() as (mapper, submit), intra_op_threads(lone_threads(entry)):
             times = interleaved(candidates(entry, mapper, submit), reps)
         med = {name: median_ms(samples) for name, samples in times.items()}
         best = {name: min(samples) * 1000 for name, samples in times.items()}

@@ -30,16 +30,16 @@ def compute_batch(
     network: nn.Module,
     batch: torch.Tensor,
     layers: Sequence[str],
-    when_complete: Callable[[dict[str, torch.Tensor]], None] | None = None,
+    on_output: Callable[[str, torch.Tensor], None] | None = None,
 ) -> list[Activations]:
     """``compute_activations`` for a batch [B, 3, H, W]: one forward pass, one result per picture.
 
     The convolutions give every picture exactly its batch-1 output; matrix products over a
     batch may sum in another order, so logits can differ from batch 1 in the last float bits
     (about 1e-7 relative here; tests/app/test_inference.py holds them to 1e-5).
-    ``when_complete``: see models.capture.capture.
+    ``on_output``: see models.capture.capture.
     """
-    with torch.inference_mode(), capture(network, layers, when_complete) as outputs:
+    with torch.inference_mode(), capture(network, layers, on_output) as outputs:
         logits = network(batch)
     return [
         Activations(

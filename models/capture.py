@@ -35,25 +35,21 @@ def _recording(
     model: nn.Module,
     names: Sequence[str],
     keep: Callable[[torch.Tensor], torch.Tensor],
-    when_complete: Callable[[dict[str, torch.Tensor]], None] | None = None,
+    on_output: Callable[[str, torch.Tensor], None] | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Hooks that store ``keep(output)`` of each named module; removed in ``finally``.
 
-    ``when_complete(outputs)`` runs inside the hook of whichever named module finishes last
-    in a pass, while the rest of the network is still to run."""
+    ``on_output(name, kept)`` runs inside the hook, the moment that module has its output,
+    while the rest of the network is still to run."""
     targets = resolve_modules(model, names)
     outputs: dict[str, torch.Tensor] = {}
     handles: list[RemovableHandle] = []
-    pending = set(targets)  # named layers still to produce their output in this pass
 
     def make_hook(name: str):  # type: ignore[no-untyped-def]
         def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
             outputs[name] = keep(output)
-            pending.discard(name)
-            if not pending:
-                pending.update(targets)  # the next pass starts afresh
-                if when_complete is not None:
-                    when_complete(outputs)
+            if on_output is not None:
+                on_output(name, outputs[name])
 
         return hook
 
@@ -78,16 +74,16 @@ def _detached_copy(output: torch.Tensor) -> torch.Tensor:
 def capture(
     model: nn.Module,
     names: Sequence[str],
-    when_complete: Callable[[dict[str, torch.Tensor]], None] | None = None,
+    on_output: Callable[[str, torch.Tensor], None] | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of ``names`` during forward passes run inside the block.
 
     Yields a dict that fills up as the model runs: layer name -> cloned output tensor.
-    ``when_complete(outputs)``, if given, runs as soon as every named layer has its output
-    (one pass inside the block): the caller can start on the maps, e.g. encode them on
-    other threads, while the layers after them (AlexNet's classifier) still run.
+    ``on_output(name, output)``, if given, runs as soon as each named layer has its output
+    (the clone kept in the dict): the caller can start on a map, e.g. encode it on another
+    thread, while the layers after it still run.
     """
-    with _recording(model, names, _detached_copy, when_complete) as outputs:
+    with _recording(model, names, _detached_copy, on_output) as outputs:
         yield outputs
 
 

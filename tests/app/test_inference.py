@@ -9,6 +9,7 @@ check that a batched forward pass gives each picture what a batch of one gives i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import threading
@@ -24,12 +25,13 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app import pipeline
 from app.encode import denormalized_png
 from app.errors import ProblemError
 from app.imaging import decode_image, preprocess_image
 from app.inference import Engine, Stages, pool_map
 from app.main import create_app
-from app.pipeline import Options, finish, infer, prepare, unfamiliarity
+from app.pipeline import Options, finish, infer, intra_op_threads, pass_threads, prepare, unfamiliarity
 from models.registry import load_registry
 from tests.app.conftest import ACTIVATIONS, make_settings
 from tests.conftest import encode, scene
@@ -338,6 +340,65 @@ def test_layers_encoded_during_the_pass_give_the_same_bytes(entries: dict[str, A
     # npz answers need no JSON: nothing is started for them.
     (npz,) = infer(entry, Options(entry.default_layers, 5, "npz"), prepared[:1], lambda job: pytest.fail("no"))
     assert not npz.encoded
+
+
+def test_a_lone_picture_runs_on_the_models_own_thread_count_and_batches_on_the_setting(
+    entries: dict[str, Any],
+) -> None:
+    tiny = entries["tiny"]
+    assert tiny.lone_threads == 1 and entries["alexnet"].lone_threads is None
+    assert [pass_threads(tiny, n, 2) for n in (1, 2, 8)] == [1, 2, 2]
+    assert pass_threads(dataclasses.replace(tiny, lone_threads=4), 1, 2) == 2  # never above the setting
+    assert [pass_threads(entries["alexnet"], n, 2) for n in (1, 8)] == [2, 2]
+    seen: list[int] = []
+    handle = tiny.network.features[0].register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    options = Options(tiny.default_layers, 5, "json")
+    prepared = [prepare(tiny, data, MAX_PIXELS) for data in pictures(2)]
+    try:
+        with intra_op_threads(2):
+            infer(tiny, options, prepared[:1])
+            infer(tiny, options, prepared)
+            assert torch.get_num_threads() == 2  # restored after each pass
+    finally:
+        handle.remove()
+    assert seen == [1, 2]
+
+
+@pytest.mark.parametrize("cores", [1, 8])
+def test_each_layer_is_encoded_as_it_comes_when_the_pass_leaves_a_core_free(
+    entries: dict[str, Any], cores: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = entries["tiny"]  # a lone picture: one thread
+    monkeypatch.setattr(pipeline, "available_cores", lambda: cores)
+    options = Options(entry.default_layers, 5, "json")
+    (prepared,) = [prepare(entry, data, MAX_PIXELS) for data in pictures(1)]
+    modules = dict(entry.network.named_modules())
+    started: list[str] = []  # layers whose module has started, in order
+    handles = [modules[name].register_forward_pre_hook(lambda *_, name=name: started.append(name))
+               for name in entry.default_layers]
+    submitted: list[tuple[int, int]] = []  # (layers started by then, jobs so far)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+
+            def submit(job: Callable[[], str]) -> Any:
+                submitted.append((len(started), len(submitted)))
+                return pool.submit(job)
+
+            (inferred,) = infer(entry, options, [prepared], submit)
+            with intra_op_threads(1):  # the same pass, encoded afterwards: the same answer
+                (plain,) = infer(entry, options, [prepared])
+    finally:
+        for handle in handles:
+            handle.remove()
+    layers = len(entry.default_layers)
+    assert submitted[0] == (0, 0)  # the picture's PNG: before the pass
+    if cores > 1:  # conv1's job before conv2 (the next requested layer) starts, and so on
+        assert [count for count, _ in submitted[1:]] == list(range(1, layers + 1))
+    else:  # every layer's job once the last requested layer has its map
+        assert [count for count, _ in submitted[1:]] == [layers] * layers
+    got, want = (json.loads(finish(entry, options, prepared, x).body) for x in (inferred, plain))
+    got.pop("timings_ms"), want.pop("timings_ms")
+    assert got == want
 
 
 def test_an_early_encoding_not_yet_started_runs_on_the_caller() -> None:

@@ -63,24 +63,28 @@ def test_works_by_dotted_name_on_alexnet_layout() -> None:
     assert torch.equal(out["classifier.6"], logits)
 
 
-def test_when_complete_runs_once_per_pass_after_the_named_layers_and_before_the_rest() -> None:
+def test_on_output_runs_for_each_named_layer_as_soon_as_it_has_its_output() -> None:
     torch.manual_seed(0)
     net = tiny_net()
     events: list[str] = []
-    last = net[len(net) - 1]
-    last.register_forward_pre_hook(lambda *_: events.append("last layer starts"))
-
-    def complete(outputs: dict[str, torch.Tensor]) -> None:
-        events.append(f"complete: {sorted(outputs)}")
-        # The maps are there already, values and all: the caller can start on them.
-        conv = net[0]
-        assert isinstance(conv, nn.Conv2d)
-        torch.testing.assert_close(outputs["1"], torch.relu(nn.functional.conv2d(x, conv.weight)))
-
+    for index, module in enumerate(net):
+        module.register_forward_pre_hook(lambda *_, index=index: events.append(f"layer {index} starts"))
     x = torch.randn(2, 1, 8, 8)
-    with torch.no_grad(), capture(net, ["1", "0"], when_complete=complete):
+    conv = net[0]
+    assert isinstance(conv, nn.Conv2d)
+
+    def arrived(name: str, output: torch.Tensor) -> None:
+        events.append(f"output of {name}")
+        # The map is there already, values and all: the caller can start on it.
+        expected = nn.functional.conv2d(x, conv.weight)
+        torch.testing.assert_close(output, expected if name == "0" else torch.relu(expected))
+
+    with torch.no_grad(), capture(net, ["1", "0"], on_output=arrived):
         net(x)
         net(x)
-    assert events == ["complete: ['0', '1']", "last layer starts"] * 2
-    last._forward_pre_hooks.clear()
+    one_pass = ["layer 0 starts", "output of 0", "layer 1 starts", "output of 1"]
+    one_pass += [f"layer {i} starts" for i in range(2, len(net))]
+    assert events == one_pass * 2
+    for module in net:
+        module._forward_pre_hooks.clear()
     assert all_hooks(net) == 0
