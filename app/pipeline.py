@@ -175,7 +175,7 @@ def infer(
     results: list[Activations] = [None] * len(batch)  # type: ignore[list-item]
     for group in groups:
         tensors = torch.stack([batch[i].tensor for i in group])
-        threads = pass_threads(entry, len(group), torch.get_num_threads())
+        threads = pass_threads(entry, torch.get_num_threads())
         with intra_op_threads(threads):
             computed = compute_batch(network, tensors, layers, as_ready(group, threads))
         for i, result in zip(group, computed, strict=True):
@@ -189,12 +189,10 @@ def infer(
     return inferred
 
 
-def pass_threads(entry: ModelEntry, pictures: int, setting: int) -> int:
-    """Intra-op threads for a forward pass over ``pictures``: the server's ``setting``, or
-    fewer for one picture of a model that says it runs a lone picture no slower on fewer."""
-    if pictures == 1 and entry.lone_threads is not None:
-        return max(1, min(setting, entry.lone_threads))
-    return setting
+def pass_threads(entry: ModelEntry, setting: int) -> int:
+    """Intra-op threads for a forward pass of ``entry``: the server's ``setting``, or fewer
+    where the model asks for fewer (``ModelEntry.torch_threads``)."""
+    return setting if entry.torch_threads is None else max(1, min(setting, entry.torch_threads))
 
 
 @contextmanager

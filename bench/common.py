@@ -71,15 +71,10 @@ def setup_torch() -> None:
         torch.set_num_interop_threads(1)
 
 
-def lone_threads(entry: ModelEntry) -> int:
-    """The intra-op threads the server gives a forward pass over one picture of ``entry``
-    (``ModelEntry.lone_threads``): every row of a model runs on these, the reference too."""
-    return batch_threads(entry, 1)
-
-
-def batch_threads(entry: ModelEntry, pictures: int) -> int:
-    """The intra-op threads the server gives a forward pass over ``pictures`` of ``entry``."""
-    return pass_threads(entry, pictures, TORCH_THREADS)
+def model_threads(entry: ModelEntry) -> int:
+    """The intra-op threads the server gives ``entry``'s forward passes
+    (``ModelEntry.torch_threads``): every row of a model runs on these, the reference too."""
+    return pass_threads(entry, TORCH_THREADS)
 
 
 def median_ms(samples: list[float]) -> float:

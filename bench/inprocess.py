@@ -10,7 +10,7 @@ default layer on, beside the classifier). "full pipeline" adds decoding and prep
 (``analyze``). The step rows time each piece on one thread, so they add up to the CPU a
 request costs. The batch rows give the forward pass's cost per picture when the server runs
 4 or 8 waiting pictures as one batch. Every row runs on the intra-op threads the server gives
-that pass (``ModelEntry.lone_threads`` for one picture of tiny: one), the reference too.
+that model (``ModelEntry.torch_threads``: one for tiny), the reference too.
 """
 
 from __future__ import annotations
@@ -31,11 +31,10 @@ from bench.common import (
     MAX_PIXELS,
     Config,
     Row,
-    batch_threads,
     interleaved,
     judge,
-    lone_threads,
     median_ms,
+    model_threads,
     photo_jpeg,
     registry,
 )
@@ -56,8 +55,8 @@ def prepared(entry: ModelEntry) -> tuple[bytes, Any, torch.Tensor]:
 
 def bare_forward(entry: ModelEntry, tensor: torch.Tensor) -> Callable[[], object]:
     """The reference: the network alone, batch 1, inference mode, nothing kept, on the
-    threads the server gives a pass over one picture of this model."""
-    network, batch, threads = entry.network, tensor.unsqueeze(0), lone_threads(entry)
+    threads the server gives this model's passes."""
+    network, batch, threads = entry.network, tensor.unsqueeze(0), model_threads(entry)
     assert network is not None
 
     def run() -> object:
@@ -95,17 +94,13 @@ def candidates(entry: ModelEntry, mapper: Mapper[Any, Any], submit: Submit) -> d
 
     def batch_forward(size: int) -> Callable[[], object]:
         def run() -> object:
-            with torch.inference_mode(), intra_op_threads(batch_threads(entry, size)):
+            with torch.inference_mode():
                 return network(batches[size])
 
         return run
 
     def batch_capture(size: int) -> Callable[[], object]:
-        def run() -> object:
-            with intra_op_threads(batch_threads(entry, size)):
-                return compute_batch(network, batches[size], layers)
-
-        return run
+        return lambda: compute_batch(network, batches[size], layers)
 
     timed: dict[str, Callable[[], object]] = {
         "bare forward": bare_forward(entry, tensor),
@@ -139,7 +134,7 @@ def run(config: Config) -> list[Row]:
         # tiny's forward pass takes about a millisecond: more repetitions cost little and
         # steady the medians against the other engineers' jobs.
         reps = config.reps * (3 if model == "tiny" else 1)
-        with worker_pool() as (mapper, submit), intra_op_threads(lone_threads(entry)):
+        with worker_pool() as (mapper, submit), intra_op_threads(model_threads(entry)):
             times = interleaved(candidates(entry, mapper, submit), reps)
         med = {name: median_ms(samples) for name, samples in times.items()}
         best = {name: min(samples) * 1000 for name, samples in times.items()}

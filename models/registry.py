@@ -53,10 +53,10 @@ class ModelEntry:
     weights_source: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
-    # Intra-op threads for a forward pass over one picture, at most the server's setting
-    # (None: the setting). A network whose layers are too small to split gains nothing from
-    # a second thread, and a free core can encode the maps during the pass.
-    lone_threads: int | None = None
+    # Intra-op threads for this model's forward passes, at most the server's setting (None:
+    # the setting). A network whose layers are too small to split well does its passes on
+    # fewer threads for less CPU, and the free core encodes the maps during the pass.
+    torch_threads: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON the API lists for this model."""
@@ -135,9 +135,11 @@ def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
         weights_source=source,
         metrics=metrics,
         checkpoints=checkpoints,
-        # One picture: 2.2 ms on one thread, 2.3 on two (this 2-core machine); batches of 4
-        # and 8 do gain from two (8.6 -> 6.1 ms, 16.8 -> 11.0 ms), so they keep the setting.
-        lone_threads=1,
+        # One picture: 2.2 ms on one thread, 2.3 on two (this 2-core machine). A batch of 4
+        # takes 8.6 ms on one and 6.1 on two, i.e. 12.2 CPU-ms: under load (the only time the
+        # server batches) one thread leaves the other core to decoding and encoding, and 8
+        # clients got 145-159 requests/s against 137-140 with two.
+        torch_threads=1,
     )
 
 

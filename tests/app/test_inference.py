@@ -342,26 +342,32 @@ def test_layers_encoded_during_the_pass_give_the_same_bytes(entries: dict[str, A
     assert not npz.encoded
 
 
-def test_a_lone_picture_runs_on_the_models_own_thread_count_and_batches_on_the_setting(
-    entries: dict[str, Any],
-) -> None:
+def test_a_model_may_run_its_passes_on_fewer_threads_than_the_setting(entries: dict[str, Any]) -> None:
     tiny = entries["tiny"]
-    assert tiny.lone_threads == 1 and entries["alexnet"].lone_threads is None
-    assert [pass_threads(tiny, n, 2) for n in (1, 2, 8)] == [1, 2, 2]
-    assert pass_threads(dataclasses.replace(tiny, lone_threads=4), 1, 2) == 2  # never above the setting
-    assert [pass_threads(entries["alexnet"], n, 2) for n in (1, 8)] == [2, 2]
-    seen: list[int] = []
-    handle = tiny.network.features[0].register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
-    options = Options(tiny.default_layers, 5, "json")
-    prepared = [prepare(tiny, data, MAX_PIXELS) for data in pictures(2)]
+    assert tiny.torch_threads == 1 and entries["alexnet"].torch_threads is None
+    assert [pass_threads(tiny, setting) for setting in (1, 2, 8)] == [1, 1, 1]
+    assert pass_threads(dataclasses.replace(tiny, torch_threads=4), 2) == 2  # never above the setting
+    assert [pass_threads(entries["alexnet"], setting) for setting in (1, 2)] == [1, 2]
+    seen: list[tuple[str, int]] = []
+    handles = [
+        entry.network.features[0].register_forward_hook(
+            lambda *_, model=model: seen.append((model, torch.get_num_threads()))
+        )
+        for model, entry in entries.items()
+    ]
     try:
         with intra_op_threads(2):
-            infer(tiny, options, prepared[:1])
-            infer(tiny, options, prepared)
-            assert torch.get_num_threads() == 2  # restored after each pass
+            for model in ("tiny", "alexnet"):
+                entry = entries[model]
+                prepared = [prepare(entry, data, MAX_PIXELS) for data in pictures(2)]
+                options = Options(entry.default_layers, 5, "json")
+                infer(entry, options, prepared[:1])
+                infer(entry, options, prepared)
+                assert torch.get_num_threads() == 2  # restored after each pass
     finally:
-        handle.remove()
-    assert seen == [1, 2]
+        for handle in handles:
+            handle.remove()
+    assert seen == [("tiny", 1)] * 2 + [("alexnet", 2)] * 2
 
 
 @pytest.mark.parametrize("cores", [1, 8])
