@@ -138,31 +138,35 @@ def infer(
     layers = (*options.layers, *extra)
     encoded: list[dict[str, Early]] = [{} for _ in batch]
     pictures: list[Early | None] = [None] * len(batch)
+    threads = pass_threads(entry, torch.get_num_threads())
     early = submit is not None and options.format == "json"
+    # With a core to spare, each picture's PNG is made before the pass and each layer encoded
+    # as soon as it has its maps. When the pass uses every core, encoding beside the
+    # convolutions only slows them (AlexNet: capture + encode 1.24x -> 1.43x), so it all waits
+    # for the last requested layer and runs beside the rest (AlexNet's classifier).
+    spare = threads < available_cores()
 
     def begin(job: Callable[[], str]) -> Early:
         assert submit is not None
         return Early(submit(job), job)
 
-    if early:
-        for picture, prepared in enumerate(batch):
-            pictures[picture] = begin(partial(picture_url, entry, prepared))
+    def begin_pictures(group: list[int]) -> None:
+        for picture in group:
+            pictures[picture] = begin(partial(picture_url, entry, batch[picture]))
 
-    def as_ready(group: list[int], threads: int) -> Callable[[str, torch.Tensor], None] | None:
+    def as_ready(group: list[int]) -> Callable[[str, torch.Tensor], None] | None:
         if not early:
             return None
-        # With a core to spare, each layer is encoded as soon as it has its maps. When the pass
-        # uses every core, encoding beside the convolutions only slows them (AlexNet: capture +
-        # encode 1.24x -> 1.43x), so the layers wait for the last one and run beside the rest.
-        spare = threads < available_cores()
         ready: dict[str, torch.Tensor] = {}
 
         def encode(name: str, output: torch.Tensor) -> None:
             if name not in options.layers:
                 return
             ready[name] = output
-            due = [name] if spare else list(ready) if len(ready) == len(options.layers) else []
-            for layer in due:
+            complete = len(ready) == len(options.layers)
+            if not spare and complete:
+                begin_pictures(group)
+            for layer in [name] if spare else list(ready) if complete else []:
                 for row, picture in enumerate(group):
                     encoded[picture][layer] = begin(layer_job(entry, layer, ready[layer][row].numpy()))
 
@@ -172,12 +176,13 @@ def infer(
     shapes = {tuple(p.tensor.shape) for p in batch}
     # Pictures of one input size share one pass; otherwise (a model without a fixed crop) one each.
     groups = [list(range(len(batch)))] if len(shapes) == 1 else [[i] for i in range(len(batch))]
+    if early and spare:
+        begin_pictures(list(range(len(batch))))
     results: list[Activations] = [None] * len(batch)  # type: ignore[list-item]
     for group in groups:
         tensors = torch.stack([batch[i].tensor for i in group])
-        threads = pass_threads(entry, torch.get_num_threads())
         with intra_op_threads(threads):
-            computed = compute_batch(network, tensors, layers, as_ready(group, threads))
+            computed = compute_batch(network, tensors, layers, as_ready(group))
         for i, result in zip(group, computed, strict=True):
             results[i] = result
     forward_s = time.perf_counter() - start

@@ -382,12 +382,12 @@ def test_each_layer_is_encoded_as_it_comes_when_the_pass_leaves_a_core_free(
     started: list[str] = []  # layers whose module has started, in order
     handles = [modules[name].register_forward_pre_hook(lambda *_, name=name: started.append(name))
                for name in entry.default_layers]
-    submitted: list[tuple[int, int]] = []  # (layers started by then, jobs so far)
+    submitted: list[int] = []  # for each job, the requested layers started by then
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
 
             def submit(job: Callable[[], str]) -> Any:
-                submitted.append((len(started), len(submitted)))
+                submitted.append(len(started))
                 return pool.submit(job)
 
             (inferred,) = infer(entry, options, [prepared], submit)
@@ -397,11 +397,10 @@ def test_each_layer_is_encoded_as_it_comes_when_the_pass_leaves_a_core_free(
         for handle in handles:
             handle.remove()
     layers = len(entry.default_layers)
-    assert submitted[0] == (0, 0)  # the picture's PNG: before the pass
-    if cores > 1:  # conv1's job before conv2 (the next requested layer) starts, and so on
-        assert [count for count, _ in submitted[1:]] == list(range(1, layers + 1))
-    else:  # every layer's job once the last requested layer has its map
-        assert [count for count, _ in submitted[1:]] == [layers] * layers
+    if cores > 1:  # the picture's PNG before the pass; conv1's job before conv2 starts, and so on
+        assert submitted == list(range(layers + 1))
+    else:  # the picture's and every layer's job once the last requested layer has its map
+        assert submitted == [layers] * (layers + 1)
     got, want = (json.loads(finish(entry, options, prepared, x).body) for x in (inferred, plain))
     got.pop("timings_ms"), want.pop("timings_ms")
     assert got == want
