@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     cache_entries: int = Field(64, description="Results kept in the in-memory LRU cache.")
     queue_size: int = Field(8, description="Requests allowed to wait beyond the running one.")
     retry_after_s: int = Field(1, description="Retry-After seconds sent with 503 when full.")
-    torch_threads: int = Field(2, description="Intra-op threads for the inference thread.")
+    torch_threads: int = Field(
+        2, description="Intra-op threads for the inference thread (a model may use fewer: tiny uses one)."
+    )
     max_batch: int = Field(
         8, ge=1, description="Waiting pictures that may share one forward pass; 1 = no micro-batching."
     )

@@ -53,7 +53,8 @@ def markdown(rows: list[Row], context: dict[str, Any]) -> str:
         "",
         f"- when: {context['when']}; took {context['seconds']:.0f} s; `python -m bench {context['argv']}`".rstrip(),
         f"- machine: {context['machine']}",
-        f"- torch: {TORCH_THREADS} intra-op threads, 1 inter-op thread (the server's settings); batch 1;"
+        f"- torch: {TORCH_THREADS} intra-op threads (a model's own fewer where it asks: tiny 1), 1 inter-op"
+        " thread (the server's settings); batch 1;"
         f" OMP_WAIT_POLICY={context.get('omp_wait_policy')}",
         f"- repetitions: {context['reps']} per row, interleaved with the bare forward pass; medians",
         f"- load average (1/5/15 min) before: {context['load_before']}; after: {context['load_after']}",
