@@ -39,8 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         # What is loaded by now (torch, the models, the app) lives as long as the server: keep
         # it out of the collector's full passes, which walked all of it (160 ms here, with the
-        # GIL held: every request in flight stalled) every few hundred requests.
-        gc.collect()
+        # GIL held: every request in flight stalled) every few hundred requests. No collection
+        # first: it would cost as long again at startup, to free a few hundred objects.
         gc.freeze()
         try:
             yield
