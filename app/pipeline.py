@@ -123,10 +123,12 @@ def infer(
 ) -> list[Inferred]:
     """Stage 2, on the inference thread: one forward pass for every picture in ``batch``.
 
-    With ``submit`` (the CPU workers) and a JSON answer, the encoding runs beside the forward
-    pass: each picture's PNG before the pass starts, and each requested layer's maps the
-    moment that layer has them, while the rest of the network runs (the layers after it, and
-    AlexNet's fully connected layers, 60 % of its pass, which mostly wait on memory).
+    With ``submit`` (the CPU workers) and a JSON answer, the encoding runs on the workers
+    beside the forward pass. When the pass leaves a core free, each picture's PNG starts
+    before it and each requested layer's encoding the moment that layer has its maps; when it
+    uses every core, they all start once the last requested layer has its maps, beside the
+    rest of the network (AlexNet's fully connected layers, 60 % of its pass, which mostly wait
+    on memory).
     """
     network = network_for(entry, options.checkpoint)
     # The unfamiliarity score judges the picture with the served weights. Where it needs only
@@ -163,10 +165,14 @@ def infer(
             if name not in options.layers:
                 return
             ready[name] = output
-            complete = len(ready) == len(options.layers)
-            if not spare and complete:
+            if spare:
+                due = [name]
+            elif len(ready) == len(options.layers):  # the last requested layer
                 begin_pictures(group)
-            for layer in [name] if spare else list(ready) if complete else []:
+                due = list(ready)
+            else:
+                return
+            for layer in due:
                 for row, picture in enumerate(group):
                     encoded[picture][layer] = begin(layer_job(entry, layer, ready[layer][row].numpy()))
 

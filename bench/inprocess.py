@@ -10,7 +10,8 @@ default layer on, beside the classifier). "full pipeline" adds decoding and prep
 (``analyze``). The step rows time each piece on one thread, so they add up to the CPU a
 request costs. The batch rows give the forward pass's cost per picture when the server runs
 4 or 8 waiting pictures as one batch. Every row runs on the intra-op threads the server gives
-that model (``ModelEntry.torch_threads``: one for tiny), the reference too.
+that model's activations passes (``ModelEntry.torch_threads``: one for tiny), the reference
+(``bare_forward``, which every group uses) too.
 """
 
 from __future__ import annotations

@@ -374,7 +374,7 @@ def test_a_model_may_run_its_passes_on_fewer_threads_than_the_setting(entries: d
 def test_each_layer_is_encoded_as_it_comes_when_the_pass_leaves_a_core_free(
     entries: dict[str, Any], cores: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entry = entries["tiny"]  # a lone picture: one thread
+    entry = entries["tiny"]  # its passes run on one thread
     monkeypatch.setattr(pipeline, "available_cores", lambda: cores)
     options = Options(entry.default_layers, 5, "json")
     (prepared,) = [prepare(entry, data, MAX_PIXELS) for data in pictures(1)]
