@@ -66,8 +66,10 @@ def _recording(
 
 
 def _detached_copy(output: torch.Tensor) -> torch.Tensor:
-    # Clone: the next in-place ReLU would otherwise rewrite what we keep.
-    return output.detach().clone()
+    # Clone: the next in-place ReLU would otherwise rewrite what we keep. In the usual
+    # (contiguous) layout whatever layout the network computes in (served networks: channels
+    # last), so the maps read the same as numpy arrays.
+    return output.detach().clone(memory_format=torch.contiguous_format)
 
 
 @contextmanager

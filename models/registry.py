@@ -82,11 +82,18 @@ class ModelEntry:
         }
 
 
-def _prepare(network: nn.Module) -> nn.Module:
+def prepare_for_serving(network: nn.Module) -> nn.Module:
+    """Evaluation mode, frozen weights, and the channels-last memory layout.
+
+    Channels-last convolutions compute the same maps (to float rounding: 6e-7 at most on
+    tiny, 1e-8 on AlexNet's logits) faster on this CPU: tiny 2.4 -> 1.6 ms a picture (batches
+    and Grad-CAM alike), AlexNet 15.7 -> 14.0 ms (batch of 8: 48 -> 41 ms). The captured maps
+    are copied back to the usual layout (models/capture.py), so nothing downstream sees it.
+    """
     network.eval()
     for param in network.parameters():
         param.requires_grad_(False)
-    return network
+    return network.to(memory_format=torch.channels_last)
 
 
 # ---------------------------------------------------------------- tiny
@@ -127,7 +134,7 @@ def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
         classes=classes,
         available=True,
         trained=trained,
-        network=_prepare(network),
+        network=prepare_for_serving(network),
         preprocess=ImageClassification(
             crop_size=input_size, resize_size=input_size, mean=mean, std=std
         ),
@@ -210,7 +217,7 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
         entry.how_to_get = FETCH_COMMAND
         return entry
     entry.available = True
-    entry.network = _prepare(network)
+    entry.network = prepare_for_serving(network)
     entry.preprocess = transforms
     entry.layers = describe_layers(network, entry.input_size)
     entry.weights_source = str(path)

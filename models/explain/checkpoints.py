@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from models.registry import ModelEntry
+from models.registry import ModelEntry, prepare_for_serving
 from models.tinyweights import load_checkpoint
 
 _CACHE: dict[tuple[str, str], nn.Module] = {}
@@ -50,8 +50,6 @@ def network_for(entry: ModelEntry, checkpoint: str | None) -> nn.Module:
     with _LOCK:
         network = _CACHE.get(key)
         if network is None:
-            network = load_checkpoint(path).eval()
-            for param in network.parameters():
-                param.requires_grad_(False)
+            network = prepare_for_serving(load_checkpoint(path))
             _CACHE[key] = network
     return network

@@ -20,6 +20,7 @@ from bench.report import markdown
 
 EXPECTED = {
     ("in-process", "bare forward"),
+    ("in-process", "bare forward, NCHW layout (as torchvision builds it)"),
     ("in-process", "capture (default layers)"),
     ("in-process", "capture + encode (ready to send)"),
     ("in-process", "full pipeline (analyze: bytes in, JSON out)"),

@@ -10,7 +10,7 @@ from models.explain.featvis import VisConfig, Visualization, centre_activation, 
 from models.explain.patches import crop, top_patches
 from models.geometry import Geometry
 from models.nets import MiniAlexNet, NetConfig
-from models.registry import _prepare
+from models.registry import prepare_for_serving
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
@@ -26,7 +26,7 @@ def test_parametrization_is_a_valid_smooth_image() -> None:
 
 def test_visualization_beats_random_pictures_and_leaves_the_net_alone() -> None:
     torch.manual_seed(0)
-    net = _prepare(MiniAlexNet(NetConfig(widths=(8, 16, 16, 16, 16), hidden=16)))
+    net = prepare_for_serving(MiniAlexNet(NetConfig(widths=(8, 16, 16, 16, 16), hidden=16)))
     before = {k: v.clone() for k, v in net.state_dict().items()}
     channels = [0, 3, 5, 9]
     images = visualize(net, "features.9", channels, MEAN, STD, VisConfig(steps=48))
@@ -46,7 +46,7 @@ def test_a_first_layer_silent_on_flat_pictures_still_lets_the_picture_move() -> 
     A network trained without BatchNorm can be like this; starting from an almost flat picture
     (Lucid's spectrum std 0.01) no gradient reaches conv2 and the picture never changes."""
     torch.manual_seed(2)
-    net = _prepare(MiniAlexNet(NetConfig(widths=(8, 16, 16, 16, 16), hidden=16)))
+    net = prepare_for_serving(MiniAlexNet(NetConfig(widths=(8, 16, 16, 16, 16), hidden=16)))
     assert isinstance(net, MiniAlexNet)
     conv1 = net.features[0]
     assert isinstance(conv1, nn.Conv2d) and conv1.bias is not None
@@ -69,7 +69,7 @@ def test_a_first_layer_silent_on_flat_pictures_still_lets_the_picture_move() -> 
 def test_a_run_in_slices_equals_one_uninterrupted_run() -> None:
     """The server advances on-demand visualizations a few steps per turn on its thread."""
     torch.manual_seed(1)
-    net = _prepare(MiniAlexNet(NetConfig(widths=(8, 16, 16, 16, 16), hidden=16)))
+    net = prepare_for_serving(MiniAlexNet(NetConfig(widths=(8, 16, 16, 16, 16), hidden=16)))
     config = VisConfig(size=64, steps=10)
     whole = visualize(net, "features.7", [2], MEAN, STD, config)
     run = Visualization(net, "features.7", [2], MEAN, STD, config)
@@ -93,7 +93,7 @@ def test_top_patches_rank_the_brightest_pictures() -> None:
     with torch.no_grad():
         conv.weight.fill_(1.0)
         conv.bias.zero_()  # type: ignore[union-attr]
-    net = _prepare(nn.Sequential(conv))
+    net = prepare_for_serving(nn.Sequential(conv))
     levels = np.array([10, 250, 90, 170, 30], dtype=np.uint8)
     images = np.broadcast_to(levels[:, None, None, None], (5, 8, 8, 3)).copy()
     images[2, 3, 4] = 255  # one pixel brighter than anything: its patch centres there

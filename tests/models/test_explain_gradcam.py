@@ -12,13 +12,13 @@ from torch import nn
 from models.capture import CaptureError, gradient_from
 from models.explain.gradcam import gradcam
 from models.nets import MiniAlexNet, NetConfig
-from models.registry import _prepare
+from models.registry import prepare_for_serving
 
 
 def frozen_net(seed: int = 0) -> MiniAlexNet:
     torch.manual_seed(seed)
     net = MiniAlexNet(NetConfig(widths=(16, 24, 32, 32, 24), hidden=32))
-    _prepare(net)
+    prepare_for_serving(net)
     return net
 
 

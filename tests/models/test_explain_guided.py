@@ -10,7 +10,7 @@ from torch import nn
 from models.explain.guided import guided_backprop
 from models.layers import describe_layers
 from models.nets import MiniAlexNet, NetConfig
-from models.registry import _prepare
+from models.registry import prepare_for_serving
 
 
 def test_guided_relu_rule_by_hand() -> None:
@@ -20,7 +20,7 @@ def test_guided_relu_rule_by_hand() -> None:
     with torch.no_grad():
         first.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
         second.weight.copy_(torch.tensor([2.0, -3.0]).view(1, 2, 1, 1))
-    net = _prepare(nn.Sequential(first, nn.ReLU(inplace=True), second))
+    net = prepare_for_serving(nn.Sequential(first, nn.ReLU(inplace=True), second))
     x = torch.tensor([[[1.0, -2.0]]])  # [1, 1, 2]: one pixel positive, one negative
     grad = guided_backprop(net, x, "2", 0, objective="sum")
     # Pixel 1 (x = 1): channel 0 is on (1 > 0) with gradient 2 > 0 -> 2 * 1; channel 1 is off.
@@ -35,7 +35,7 @@ def test_guided_relu_rule_by_hand() -> None:
 def test_zero_outside_the_receptive_field(layer: str) -> None:
     torch.manual_seed(0)
     net = MiniAlexNet(NetConfig(widths=(16, 24, 32, 32, 24), hidden=32))
-    _prepare(net)
+    prepare_for_serving(net)
     size = 160
     x = torch.randn(3, size, size, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -60,7 +60,7 @@ def test_zero_outside_the_receptive_field(layer: str) -> None:
 
 
 def test_channel_out_of_range() -> None:
-    net = _prepare(MiniAlexNet(NetConfig(widths=(8, 8, 8, 8, 8), hidden=16)))
+    net = prepare_for_serving(MiniAlexNet(NetConfig(widths=(8, 8, 8, 8, 8), hidden=16)))
     with pytest.raises(IndexError):
         guided_backprop(net, torch.zeros(3, 64, 64), "features.9", 8)
     assert all(m.inplace for m in net.modules() if isinstance(m, nn.ReLU))

@@ -29,7 +29,7 @@ from models.explain.ood import (
     surprise,
 )
 from models.nets import MiniAlexNet, NetConfig
-from models.registry import _prepare
+from models.registry import prepare_for_serving
 
 
 def test_auroc_by_hand() -> None:
@@ -57,7 +57,7 @@ def test_far_points_score_higher_and_threshold_is_a_percentile(tmp_path: Path) -
 
 def test_assess_on_a_network_and_sha_guard(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    net = _prepare(MiniAlexNet(NetConfig(widths=(8, 8, 8, 8, 8), hidden=16)))
+    net = prepare_for_serving(MiniAlexNet(NetConfig(widths=(8, 8, 8, 8, 8), hidden=16)))
     x = torch.randn(40, 3, 64, 64)
     feats = features(net, x)
     assert feats.shape == (40, 8 + 16)
@@ -80,7 +80,7 @@ def test_assess_on_a_network_and_sha_guard(tmp_path: Path) -> None:
 
 def test_energy_score(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    net = _prepare(MiniAlexNet(NetConfig(widths=(8, 8, 8, 8, 8), hidden=16)))
+    net = prepare_for_serving(MiniAlexNet(NetConfig(widths=(8, 8, 8, 8, 8), hidden=16)))
     x = torch.randn(30, 3, 64, 64)
     expected = -torch.logsumexp(net(x).double(), dim=1).detach().numpy()
     stats = energy_stats(energy(net, x), 90.0, "sha")
@@ -123,7 +123,7 @@ def test_gram_deviation_and_surprise_by_hand() -> None:
 
 def test_combined_reuses_the_served_pass_and_flags_far_inputs(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    net = _prepare(MiniAlexNet(NetConfig(widths=(8, 8, 8, 8, 8), hidden=16)))
+    net = prepare_for_serving(MiniAlexNet(NetConfig(widths=(8, 8, 8, 8, 8), hidden=16)))
     g = torch.Generator().manual_seed(1)
     familiar = [torch.rand(60, 3, 64, 64, generator=g) * 0.5 for _ in range(3)]
     seen = [evidence(net, x) for x in familiar]
