@@ -88,3 +88,17 @@ def test_on_output_runs_for_each_named_layer_as_soon_as_it_has_its_output() -> N
     for module in net:
         module._forward_pre_hooks.clear()
     assert all_hooks(net) == 0
+
+
+def test_maps_come_back_in_the_usual_layout_from_a_channels_last_network() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Conv2d(4, 5, 3)).eval()
+    x = torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        plain = {"0": net[0](x), "2": net[2](torch.relu(net[0](x)))}
+        net.to(memory_format=torch.channels_last)
+        with capture(net, ["0", "2"]) as out:
+            net(x)
+    for name, expected in plain.items():
+        assert out[name].is_contiguous()  # numpy reads them as [B, C, H, W] without strides
+        torch.testing.assert_close(out[name], expected)

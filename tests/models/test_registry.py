@@ -71,3 +71,21 @@ def test_tiny_is_always_available_and_says_whether_it_is_trained() -> None:
 def test_unknown_model_id() -> None:
     with pytest.raises(ValueError, match="unknown model"):
         load_registry(["resnet"])
+
+
+def test_served_networks_are_frozen_in_eval_mode_and_channels_last_and_compute_the_same(
+    alexnet_weights: Path,
+) -> None:
+    from torchvision.models import alexnet
+
+    entry = load_alexnet(alexnet_weights)
+    assert entry.network is not None and not entry.network.training
+    assert not any(p.requires_grad for p in entry.network.parameters())
+    convs = [m for m in entry.network.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    # The same weights in torchvision's own network, usual layout: the same answer to float rounding.
+    plain = alexnet()
+    plain.load_state_dict(torch.load(alexnet_weights, weights_only=True))
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(entry.network(x), plain.eval()(x), rtol=1e-5, atol=1e-5)
