@@ -71,6 +71,13 @@ class TrainConfig:
     # Training pictures that leave out a random subset of their object's part types
     # (world.generate's drop_parts), so that no single part can carry a class alone.
     drop_parts: float = 0.0
+    # A second training task: name which part types are in the picture (image-level labels:
+    # never where they are). A linear readout of one conv layer's units, each max-pooled over
+    # the whole map, predicts them; the readout is dropped before shipping. 0 = off.
+    parts_weight: float = 0.0
+    parts_layer: int = 4  # which conv layer the readout reads (1-5)
+    # L1 on the readout's weights, so each part type is read from few units.
+    parts_l1: float = 0.0
     out_dir: str = str(WEIGHTS_DIR)
     name: str = "tiny"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -88,8 +95,19 @@ MEAN = [0.42, 0.418, 0.415]
 STD = [0.234, 0.231, 0.232]
 
 
-class WorldDataset(Dataset[tuple[torch.Tensor, int]]):
-    """Image ``i`` of world ``seed`` as uint8 CHW (normalized on the training side)."""
+# A part type counts as in the picture when at least this many of its pixels show
+# (at 128 px a smallest eye covers about 10); a part occluded down to a few pixels does not.
+PRESENT_PIXELS = 8
+
+
+def parts_present(sample: world.Sample) -> torch.Tensor:
+    """1.0 for each part type (world.PARTS order) visible in the picture, else 0.0."""
+    return torch.tensor([float(sample.part_masks[p].sum() >= PRESENT_PIXELS) for p in world.PARTS])
+
+
+class WorldDataset(Dataset[tuple[torch.Tensor, int, torch.Tensor]]):
+    """Image ``i`` of world ``seed`` as uint8 CHW (normalized on the training side), its
+    class and which part types it shows (:func:`parts_present`)."""
 
     def __init__(self, seed: int, length: int, size: int, offset: int = 0, drop_parts: float = 0.0) -> None:
         self.seed, self.length, self.size, self.offset = seed, length, size, offset
@@ -98,9 +116,9 @@ class WorldDataset(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
         s = world.generate(self.seed, self.offset + i, self.size, drop_parts=self.drop_parts)
-        return torch.from_numpy(s.image).permute(2, 0, 1).contiguous(), s.label
+        return torch.from_numpy(s.image).permute(2, 0, 1).contiguous(), s.label, parts_present(s)
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -148,6 +166,33 @@ class BNTrainNet(nn.Module):
         x = self.features(x)
         x = self.net.avgpool(x)
         return self.net.classifier(torch.flatten(x, 1))
+
+    def forward_tapped(self, x: torch.Tensor, conv: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits and the maps of conv layer ``conv`` (1-5) after its ReLU."""
+        tapped: torch.Tensor | None = None
+        seen = 0
+        for mod in self.features:
+            x = mod(x)
+            if isinstance(mod, nn.Conv2d):
+                seen += 1
+            elif isinstance(mod, nn.ReLU) and seen == conv and tapped is None:
+                tapped = x  # later layers make new tensors, so this one stays as it is
+        assert tapped is not None, f"no conv layer {conv}"
+        x = self.net.avgpool(x)
+        return self.net.classifier(torch.flatten(x, 1)), tapped
+
+
+class PartsReadout(nn.Module):
+    """Which part types a picture shows, read from one layer's units: each unit's largest
+    value anywhere in the picture (so a unit says *whether*, and is never told *where*),
+    then one linear layer. Used only while training."""
+
+    def __init__(self, units: int, parts: int = len(world.PARTS)) -> None:
+        super().__init__()
+        self.linear = nn.Linear(units, parts)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.linear(maps.amax(dim=(2, 3)))
 
 
 def fold_batchnorm(model: BNTrainNet) -> MiniAlexNet:
@@ -206,12 +251,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if not cfg.batchnorm:
         he_init(net)
     model = BNTrainNet(net, cfg.batchnorm)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    readout = PartsReadout(cfg.widths[cfg.parts_layer - 1]) if cfg.parts_weight > 0 else None
+    params = [*model.named_parameters(), *(readout.named_parameters() if readout is not None else [])]
+    decay = [p for n, p in params if p.ndim > 1]
+    no_decay = [p for n, p in params if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    parts_loss_fn = nn.BCEWithLogitsLoss()
 
     data = WorldDataset(cfg.world_seed, cfg.steps * cfg.batch_size, cfg.input_size, drop_parts=cfg.drop_parts)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -235,28 +283,43 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     model.eval()
     snapshot("init", 0)
     history: dict[str, list[float]] = {"step": [], "loss": [], "acc": [], "val_step": [], "val_acc": []}
+    if readout is not None:
+        history["parts_loss"] = []
     t0 = time.perf_counter()
     step = 0  # stays 0 if the loader is empty
-    run_loss, run_acc, run_n = 0.0, 0.0, 0
+    run_loss, run_acc, run_parts, run_n = 0.0, 0.0, 0.0, 0
     bar = tqdm(total=cfg.steps, disable=not progress, dynamic_ncols=True, mininterval=2.0)
     model.train()
-    for step, (images, labels) in enumerate(loader, start=1):
+    for step, (images, labels, present) in enumerate(loader, start=1):
         for g in opt.param_groups:
             g["lr"] = lr_at(step - 1, cfg)
-        logits = model(normalize(images))
-        loss = loss_fn(logits, labels)
+        if readout is None:
+            logits = model(normalize(images))
+            class_loss = loss = loss_fn(logits, labels)
+        else:
+            logits, tapped = model.forward_tapped(normalize(images), cfg.parts_layer)
+            parts_loss = parts_loss_fn(readout(tapped), present)
+            run_parts += parts_loss.item()
+            class_loss = loss_fn(logits, labels)
+            loss = class_loss + cfg.parts_weight * parts_loss
+            if cfg.parts_l1 > 0:
+                loss = loss + cfg.parts_l1 * readout.linear.weight.abs().sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        run_loss += loss.item()
+        run_loss += class_loss.item()  # the class task's loss, comparable across recipes
         run_acc += (logits.argmax(1) == labels).float().mean().item()
         run_n += 1
         if step % 25 == 0 or step == cfg.steps:
             history["step"].append(step)
             history["loss"].append(run_loss / run_n)
             history["acc"].append(run_acc / run_n)
-            bar.set_postfix(loss=f"{run_loss / run_n:.3f}", acc=f"{run_acc / run_n:.3f}")
-            run_loss, run_acc, run_n = 0.0, 0.0, 0
+            shown = {"loss": f"{run_loss / run_n:.3f}", "acc": f"{run_acc / run_n:.3f}"}
+            if readout is not None:
+                history["parts_loss"].append(run_parts / run_n)
+                shown["parts"] = f"{run_parts / run_n:.3f}"
+            bar.set_postfix(shown)
+            run_loss, run_acc, run_parts, run_n = 0.0, 0.0, 0.0, 0
         bar.update(1)
         for name, at in ckpt_at.items():
             if at == step and name != "init":
@@ -372,6 +435,11 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                    help="BatchNorm after each conv while training, folded away afterwards")
     p.add_argument("--drop-parts", type=float, default=cfg.drop_parts,
                    help="share of training pictures that leave out a random subset of their part types")
+    p.add_argument("--parts-weight", type=float, default=cfg.parts_weight,
+                   help="weight of the second task, naming the part types in the picture (0 = off)")
+    p.add_argument("--parts-layer", type=int, choices=range(1, 6), default=cfg.parts_layer,
+                   help="the conv layer (1-5) whose units the part-naming readout reads")
+    p.add_argument("--parts-l1", type=float, default=cfg.parts_l1, help="L1 on the part-naming readout")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     widths = tuple(int(w) for w in a.widths.split(","))
@@ -382,7 +450,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                   seed=a.seed, workers=a.workers, threads=a.threads, out_dir=a.out_dir,
                   widths=widths, conv1_kernel=conv1[0], conv1_stride=conv1[1], conv1_padding=conv1[2],
                   dropout=a.dropout, pool_output=a.pool_output, batchnorm=a.batchnorm,
-                  drop_parts=a.drop_parts)
+                  drop_parts=a.drop_parts, parts_weight=a.parts_weight, parts_layer=a.parts_layer,
+                  parts_l1=a.parts_l1)
     cfg.extra["progress"] = not a.no_progress
     return cfg
 

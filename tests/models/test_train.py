@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -125,3 +126,89 @@ def test_without_batchnorm_the_trained_net_is_the_shipped_net() -> None:
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model(x), folded(x)) and torch.equal(net(x), folded(x))
+
+
+def test_parts_present_counts_visible_pixels_of_each_part_type() -> None:
+    whole = world.generate(21, 6, 128, post=False)  # a face
+    dropped = world.generate(21, 6, 128, post=False, drop_parts=1.0)
+    for s in (whole, dropped):
+        present = train.parts_present(s)
+        assert present.shape == (len(world.PARTS),)
+        for k, p in enumerate(world.PARTS):
+            assert present[k].item() == float(int(s.part_masks[p].sum()) >= train.PRESENT_PIXELS)
+    names = {p for k, p in enumerate(world.PARTS) if train.parts_present(whole)[k]}
+    assert names == {"eye", "mouth", "ear", "nose"}  # what a face is drawn with
+    assert train.parts_present(dropped).sum() < train.parts_present(whole).sum()
+
+
+def test_tapped_forward_gives_the_logits_and_the_layers_maps() -> None:
+    torch.manual_seed(3)
+    net = MiniAlexNet(NetConfig(widths=(4, 6, 6, 7, 5), conv1_kernel=5, conv1_stride=2, hidden=8))
+    train.he_init(net)
+    model = train.BNTrainNet(net, batchnorm=False).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logits, maps = model.forward_tapped(x, 4)
+        assert torch.equal(logits, net(x))
+        # conv4's ReLU is features.9 in torchvision AlexNet's layout.
+        assert torch.equal(maps, net.features[:10](x))
+        _, maps2 = model.forward_tapped(x, 2)
+        assert torch.equal(maps2, net.features[:5](x))
+    with pytest.raises(AssertionError):
+        model.forward_tapped(x, 6)
+
+
+def test_parts_readout_reads_each_units_largest_value() -> None:
+    readout = train.PartsReadout(units=3, parts=2)
+    with torch.no_grad():
+        readout.linear.weight.copy_(torch.tensor([[1.0, 0.0, 2.0], [0.0, -1.0, 0.0]]))
+        readout.linear.bias.copy_(torch.tensor([0.5, 0.0]))
+    maps = torch.zeros(1, 3, 5, 5)
+    maps[0, 0, 4, 1] = 3.0  # where a value is does not matter, only how large
+    maps[0, 1, 0, 0] = 1.0
+    maps[0, 2, 2, 2] = 0.25
+    assert torch.equal(readout(maps), torch.tensor([[3.0 + 0.5 + 0.5, -1.0]]))
+
+
+def test_naming_parts_trains_the_readout_and_ships_the_plain_network(tmp_path) -> None:
+    cfg = replace(TINY, out_dir=str(tmp_path), parts_weight=1.0, parts_layer=3, parts_l1=1e-3, drop_parts=0.3)
+    meta = train.train(cfg, progress=False)
+    history = json.loads((tmp_path / "tiny-history.json").read_text())
+    assert len(history["parts_loss"]) == len(history["loss"]) > 0
+    assert meta["train_config"]["parts_weight"] == 1.0 and meta["train_config"]["parts_layer"] == 3
+    model, _ = load_tiny(tmp_path)
+    # The readout is a training aid: the shipped weights are exactly a MiniAlexNet's.
+    assert set(load_file(str(tmp_path / "tiny.safetensors"))) == set(MiniAlexNet(cfg.net_config()).state_dict())
+    assert isinstance(model, MiniAlexNet)
+
+
+def test_naming_parts_lowers_the_parts_loss() -> None:
+    torch.manual_seed(4)
+    net = MiniAlexNet(replace(TINY, dropout=0.0).net_config())
+    train.he_init(net)
+    model = train.BNTrainNet(net, batchnorm=False)
+    readout = train.PartsReadout(8)
+    samples = [world.generate(1, i, 64, drop_parts=0.5) for i in range(22)]
+    x = train.normalize(torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2))
+    present = torch.stack([train.parts_present(s) for s in samples])
+    opt = torch.optim.SGD([*model.parameters(), *readout.parameters()], lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(40):
+        _, maps = model.forward_tapped(x, 4)
+        loss = nn.functional.binary_cross_entropy_with_logits(readout(maps), present)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    # Below the best the readout could do without looking (each part type's base rate), so
+    # the units' maps, not the readout's biases alone, carry which parts are in the picture.
+    rate = present.mean(0).clamp(1e-6, 1 - 1e-6)
+    blind = nn.functional.binary_cross_entropy(rate.expand_as(present), present).item()
+    assert losses[-1] < 0.8 * blind, (losses, blind)
+
+
+def test_parts_flags() -> None:
+    cfg = train.parse_args(["--parts-weight", "0.5", "--parts-layer", "3", "--parts-l1", "0.002"])
+    assert (cfg.parts_weight, cfg.parts_layer, cfg.parts_l1) == (0.5, 3, 0.002)
+    with pytest.raises(SystemExit):
+        train.parse_args(["--parts-layer", "6"])
