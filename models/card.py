@@ -22,6 +22,7 @@ import numpy as np
 from models import world
 from models.dissect import TARGET_IOU
 from models.tinyweights import WEIGHTS_DIR, read_meta
+from models.train import PRESENT_PIXELS
 
 CARD_FILE = "MODEL_CARD.md"
 REPRODUCTION_FILE = "tiny-reproduction.json"
@@ -114,6 +115,26 @@ def batchnorm_line(cfg: dict[str, Any]) -> str:
             "*Runs tried*).")
 
 
+def parts_task_line(cfg: dict[str, Any]) -> list[str]:
+    """The training's second task, naming the part types in the picture, when the recipe has one."""
+    if not cfg.get("parts_weight"):
+        return []
+    layer = cfg["parts_layer"]
+    line = (f"- **A second task while training: name the part types in the picture.** Image-level labels only "
+            f"(which of the {len(world.PARTS)} part types show at least {PRESENT_PIXELS} pixels), never where they "
+            f"are. A linear readout of conv{layer}'s {cfg['widths'][layer - 1]} units, each max-pooled over its "
+            f"whole map, predicts them (binary cross-entropy, weight {cfg['parts_weight']}"
+            + (f"; L1 {cfg['parts_l1']} on the readout, so each part type is read from few units" if cfg.get("parts_l1")
+               else "") + "). Which unit comes to find which part, and whether any does, is left to training. The "
+            "readout is dropped before shipping: the shipped network is the `MiniAlexNet` alone, and the dissection "
+            "below measures its units, not the readout.")
+    if cfg.get("drop_parts"):
+        line += (f" {pct(cfg['drop_parts'], 0)} of the training pictures leave out a random subset of their "
+                 "object's part types (`--drop-parts`), so that which parts a picture shows does not follow from its "
+                 "class.")
+    return [line]
+
+
 def training_section(meta: dict[str, Any], repro: dict[str, Any] | None) -> str:
     cfg, m = meta["train_config"], meta["metrics"]
     images = cfg["steps"] * cfg["batch_size"]
@@ -126,6 +147,7 @@ def training_section(meta: dict[str, Any], repro: dict[str, Any] | None) -> str:
         f"{pct(cfg['warmup_fraction'], 0)} linear warm-up then cosine decay, weight decay {cfg['weight_decay']} "
         f"on weights, label smoothing {cfg['label_smoothing']}, dropout {cfg['dropout']}, seed {cfg['seed']}.",
         batchnorm_line(cfg),
+        *parts_task_line(cfg),
         f"- Took **{m['training_seconds'] / 60:.1f} minutes** ({m['training_seconds']:.0f} s, "
         f"{m['training_images_per_second']:.0f} training images/s) on this 2-core CPU machine with "
         f"{cfg['threads']} torch threads (the limit is 45 minutes); other work shared the two cores part of the time.",

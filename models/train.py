@@ -27,12 +27,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from models import world
+from models.dissect import Alignment
+from models.geometry import sequential_geometry
 from models.nets import MiniAlexNet, NetConfig
+from models.probe import ideal_maps
 from models.tinyweights import META_KEYS, WEIGHTS_DIR, save_model, write_meta
 
 # Seeds: the world seed for training; validation, evaluation and dissection use others.
 TRAIN_WORLD_SEED = 1
 VAL_WORLD_SEED = 7
+PARTS_TASKS = ("names", "where")
 CHECKPOINT_FRACTIONS = {"init": 0.0, "1pct": 0.01, "10pct": 0.10, "final": 1.0}
 
 
@@ -71,10 +75,12 @@ class TrainConfig:
     # Training pictures that leave out a random subset of their object's part types
     # (world.generate's drop_parts), so that no single part can carry a class alone.
     drop_parts: float = 0.0
-    # A second training task: name which part types are in the picture (image-level labels:
-    # never where they are). A linear readout of one conv layer's units, each max-pooled over
-    # the whole map, predicts them; the readout is dropped before shipping. 0 = off.
-    parts_weight: float = 0.0
+    # A second training task about the parts, read from one conv layer's units by a linear
+    # readout that is dropped before shipping. "names": which part types are in the picture
+    # (image-level labels, never where: each unit max-pooled over its map). "where": where
+    # each part type is (its mask at the layer's resolution, one 1x1 readout, soft IoU).
+    parts_task: str = ""
+    parts_weight: float = 0.0  # 0 = no second task
     parts_layer: int = 4  # which conv layer the readout reads (1-5)
     # L1 on the readout's weights, so each part type is read from few units.
     parts_l1: float = 0.0
@@ -105,20 +111,30 @@ def parts_present(sample: world.Sample) -> torch.Tensor:
     return torch.tensor([float(sample.part_masks[p].sum() >= PRESENT_PIXELS) for p in world.PARTS])
 
 
+def parts_where(sample: world.Sample, align: Alignment, map_size: int) -> torch.Tensor:
+    """K x h x h: each part type's share of every map pixel's stride-wide window (the
+    layer's *ideal unit*, models/probe.py), the target of the "where" task."""
+    masks = torch.from_numpy(np.stack([sample.part_masks[p] for p in world.PARTS]))[None]
+    return ideal_maps(masks, align, map_size)[0]
+
+
 class WorldDataset(Dataset[tuple[torch.Tensor, int, torch.Tensor]]):
     """Image ``i`` of world ``seed`` as uint8 CHW (normalized on the training side), its
-    class and which part types it shows (:func:`parts_present`)."""
+    class and its part targets: which part types it shows (:func:`parts_present`), or with
+    ``where`` (an alignment and a map size) where they are (:func:`parts_where`)."""
 
-    def __init__(self, seed: int, length: int, size: int, offset: int = 0, drop_parts: float = 0.0) -> None:
+    def __init__(self, seed: int, length: int, size: int, offset: int = 0, drop_parts: float = 0.0,
+                 where: tuple[Alignment, int] | None = None) -> None:
         self.seed, self.length, self.size, self.offset = seed, length, size, offset
-        self.drop_parts = drop_parts
+        self.drop_parts, self.where = drop_parts, where
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
         s = world.generate(self.seed, self.offset + i, self.size, drop_parts=self.drop_parts)
-        return torch.from_numpy(s.image).permute(2, 0, 1).contiguous(), s.label, parts_present(s)
+        parts = parts_present(s) if self.where is None else parts_where(s, *self.where)
+        return torch.from_numpy(s.image).permute(2, 0, 1).contiguous(), s.label, parts
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -195,6 +211,40 @@ class PartsReadout(nn.Module):
         return self.linear(maps.amax(dim=(2, 3)))
 
 
+class PartsMapReadout(nn.Module):
+    """Where each part type is, read from one layer's units at every map pixel: a 1x1
+    convolution (one linear map of the units, the same everywhere). Used only while training."""
+
+    def __init__(self, units: int, parts: int = len(world.PARTS)) -> None:
+        super().__init__()
+        self.linear = nn.Conv2d(units, parts, kernel_size=1)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.linear(maps)
+
+
+def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - the mean over part types of a soft IoU summed over the batch's pixels, so a small
+    part counts as much as a large one (per-pixel cross-entropy would be all background)."""
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum(dim=(0, 2, 3))
+    union = (p + target - p * target).sum(dim=(0, 2, 3))
+    present = target.sum(dim=(0, 2, 3)) > 0  # a part type absent from the whole batch says nothing
+    iou = inter[present] / union[present].clamp(min=1e-6)
+    return 1.0 - iou.mean() if bool(present.any()) else logits.sum() * 0.0
+
+
+RELU_OF_CONV = (1, 4, 7, 9, 11)  # features index of conv k's ReLU (AlexNet's layout)
+
+
+def layer_alignment(net: MiniAlexNet, conv: int, input_size: int) -> tuple[Alignment, int]:
+    """Where conv layer ``conv``'s map pixels sit on the input, and the map's side."""
+    geo = sequential_geometry(net.features, "features")[f"features.{RELU_OF_CONV[conv - 1]}"]
+    with torch.no_grad():
+        side = net.features[:RELU_OF_CONV[conv - 1] + 1](torch.zeros(1, 3, input_size, input_size)).shape[-1]
+    return Alignment(geo.offset, geo.stride, input_size), int(side)
+
+
 def fold_batchnorm(model: BNTrainNet) -> MiniAlexNet:
     """A MiniAlexNet computing the same function in eval mode: BN folded into conv.
 
@@ -251,7 +301,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if not cfg.batchnorm:
         he_init(net)
     model = BNTrainNet(net, cfg.batchnorm)
-    readout = PartsReadout(cfg.widths[cfg.parts_layer - 1]) if cfg.parts_weight > 0 else None
+    if cfg.parts_weight > 0 and cfg.parts_task not in PARTS_TASKS:
+        raise ValueError(f"parts_task must be one of {PARTS_TASKS}, not {cfg.parts_task!r}")
+    units = cfg.widths[cfg.parts_layer - 1]
+    readout: PartsReadout | PartsMapReadout | None = None
+    where = None
+    if cfg.parts_weight > 0:
+        readout = PartsReadout(units) if cfg.parts_task == "names" else PartsMapReadout(units)
+        where = layer_alignment(net, cfg.parts_layer, cfg.input_size) if cfg.parts_task == "where" else None
     params = [*model.named_parameters(), *(readout.named_parameters() if readout is not None else [])]
     decay = [p for n, p in params if p.ndim > 1]
     no_decay = [p for n, p in params if p.ndim <= 1]
@@ -259,9 +316,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    parts_loss_fn = nn.BCEWithLogitsLoss()
+    parts_loss_fn = nn.BCEWithLogitsLoss() if cfg.parts_task == "names" else soft_iou_loss
 
-    data = WorldDataset(cfg.world_seed, cfg.steps * cfg.batch_size, cfg.input_size, drop_parts=cfg.drop_parts)
+    data = WorldDataset(cfg.world_seed, cfg.steps * cfg.batch_size, cfg.input_size, drop_parts=cfg.drop_parts,
+                        where=where)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen,
                         num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
@@ -290,7 +348,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     run_loss, run_acc, run_parts, run_n = 0.0, 0.0, 0.0, 0
     bar = tqdm(total=cfg.steps, disable=not progress, dynamic_ncols=True, mininterval=2.0)
     model.train()
-    for step, (images, labels, present) in enumerate(loader, start=1):
+    for step, (images, labels, part_targets) in enumerate(loader, start=1):
         for g in opt.param_groups:
             g["lr"] = lr_at(step - 1, cfg)
         if readout is None:
@@ -298,7 +356,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             class_loss = loss = loss_fn(logits, labels)
         else:
             logits, tapped = model.forward_tapped(normalize(images), cfg.parts_layer)
-            parts_loss = parts_loss_fn(readout(tapped), present)
+            parts_loss = parts_loss_fn(readout(tapped), part_targets)
             run_parts += parts_loss.item()
             class_loss = loss_fn(logits, labels)
             loss = class_loss + cfg.parts_weight * parts_loss
@@ -435,13 +493,17 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                    help="BatchNorm after each conv while training, folded away afterwards")
     p.add_argument("--drop-parts", type=float, default=cfg.drop_parts,
                    help="share of training pictures that leave out a random subset of their part types")
+    p.add_argument("--parts-task", choices=PARTS_TASKS, default=cfg.parts_task or None,
+                   help="a second task: name the part types in the picture, or say where each one is")
     p.add_argument("--parts-weight", type=float, default=cfg.parts_weight,
-                   help="weight of the second task, naming the part types in the picture (0 = off)")
+                   help="weight of the second task (0 = off)")
     p.add_argument("--parts-layer", type=int, choices=range(1, 6), default=cfg.parts_layer,
                    help="the conv layer (1-5) whose units the part-naming readout reads")
     p.add_argument("--parts-l1", type=float, default=cfg.parts_l1, help="L1 on the part-naming readout")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    if (a.parts_weight > 0) != bool(a.parts_task):
+        p.error("--parts-task and --parts-weight go together")
     widths = tuple(int(w) for w in a.widths.split(","))
     conv1 = tuple(int(v) for v in a.conv1.split(","))
     if len(widths) != 5 or len(conv1) != 3:
@@ -450,8 +512,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                   seed=a.seed, workers=a.workers, threads=a.threads, out_dir=a.out_dir,
                   widths=widths, conv1_kernel=conv1[0], conv1_stride=conv1[1], conv1_padding=conv1[2],
                   dropout=a.dropout, pool_output=a.pool_output, batchnorm=a.batchnorm,
-                  drop_parts=a.drop_parts, parts_weight=a.parts_weight, parts_layer=a.parts_layer,
-                  parts_l1=a.parts_l1)
+                  drop_parts=a.drop_parts, parts_task=a.parts_task or "", parts_weight=a.parts_weight,
+                  parts_layer=a.parts_layer, parts_l1=a.parts_l1)
     cfg.extra["progress"] = not a.no_progress
     return cfg
 

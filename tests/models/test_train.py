@@ -171,7 +171,8 @@ def test_parts_readout_reads_each_units_largest_value() -> None:
 
 
 def test_naming_parts_trains_the_readout_and_ships_the_plain_network(tmp_path) -> None:
-    cfg = replace(TINY, out_dir=str(tmp_path), parts_weight=1.0, parts_layer=3, parts_l1=1e-3, drop_parts=0.3)
+    cfg = replace(TINY, out_dir=str(tmp_path), parts_task="names", parts_weight=1.0, parts_layer=3, parts_l1=1e-3,
+                  drop_parts=0.3)
     meta = train.train(cfg, progress=False)
     history = json.loads((tmp_path / "tiny-history.json").read_text())
     assert len(history["parts_loss"]) == len(history["loss"]) > 0
@@ -208,7 +209,64 @@ def test_naming_parts_lowers_the_parts_loss() -> None:
 
 
 def test_parts_flags() -> None:
-    cfg = train.parse_args(["--parts-weight", "0.5", "--parts-layer", "3", "--parts-l1", "0.002"])
-    assert (cfg.parts_weight, cfg.parts_layer, cfg.parts_l1) == (0.5, 3, 0.002)
-    with pytest.raises(SystemExit):
-        train.parse_args(["--parts-layer", "6"])
+    cfg = train.parse_args(["--parts-task", "where", "--parts-weight", "0.5", "--parts-layer", "3",
+                            "--parts-l1", "0.002"])
+    assert (cfg.parts_task, cfg.parts_weight, cfg.parts_layer, cfg.parts_l1) == ("where", 0.5, 3, 0.002)
+    assert train.parse_args(["--parts-task", "names", "--parts-weight", "1"]).parts_task == "names"
+    for bad in (["--parts-layer", "6"], ["--parts-task", "what"], ["--parts-weight", "1"], ["--parts-task", "where"]):
+        with pytest.raises(SystemExit):
+            train.parse_args(bad)
+    with pytest.raises(ValueError, match="parts_task"):
+        train.train(replace(TINY, parts_weight=1.0), progress=False)
+
+
+def test_layer_alignment_is_where_the_layers_pixels_sit() -> None:
+    net = MiniAlexNet(train.TrainConfig().net_config())
+    align, side = train.layer_alignment(net, 4, 128)
+    # conv1 7x7 stride 2 pad 3, pool 3/2, conv2 5x5 pad 2, pool 3/2, conv3 and conv4 3x3 pad 1:
+    # jumps before each layer 1, 2, 4, 4, 8, 8; the first centre moves (k - 1) / 2 - padding of them.
+    assert (align.stride, align.input_size, side) == (8, 128, 15)
+    assert align.offset == 1 * 0 + 2 * 1 + 4 * 0 + 4 * 1 + 8 * 0 + 8 * 0
+    assert net.features[:10](torch.zeros(1, 3, 128, 128)).shape[-1] == side
+
+
+def test_where_targets_are_each_parts_share_of_a_pixels_window() -> None:
+    net = MiniAlexNet(train.TrainConfig().net_config())
+    align, side = train.layer_alignment(net, 4, 128)
+    sample = world.generate(21, 6, 128, post=False)  # a face: eyes, mouth, ears, nose
+    target = train.parts_where(sample, align, side)
+    assert target.shape == (len(world.PARTS), side, side)
+    # An inner pixel's window is [c - 4, c + 4] around its centre c; input pixel j spans
+    # [j - 0.5, j + 0.5], so the two end pixels count half.
+    weights = np.array([0.5] + [1.0] * 7 + [0.5]) / 8
+    checked = 0
+    for k, part in enumerate(world.PARTS):
+        mask = sample.part_masks[part].astype(np.float64)
+        for i in range(1, side - 1):
+            for j in range(1, side - 1):
+                ci, cj = int(align.offset + i * align.stride), int(align.offset + j * align.stride)
+                window = mask[ci - 4:ci + 5, cj - 4:cj + 5]
+                expected = weights @ window @ weights
+                assert abs(target[k, i, j].item() - expected) < 1e-5
+                checked += int(expected > 0)
+    assert checked > 10
+
+
+def test_soft_iou_loss() -> None:
+    target = torch.zeros(1, 2, 2, 2)
+    target[0, 0, 0, 0] = 1.0  # part 0 in one pixel of four; part 1 absent from the batch
+    # Undecided (p = 0.5 everywhere): intersection 0.5, union 4 * 0.5 + 1 - 0.5 = 2.5.
+    assert train.soft_iou_loss(torch.zeros(1, 2, 2, 2), target).item() == pytest.approx(1 - 0.5 / 2.5)
+    sure = (target * 2 - 1) * 50  # p = 1 on the part, 0 elsewhere: a perfect match
+    assert train.soft_iou_loss(sure, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert train.soft_iou_loss(-sure, target).item() == pytest.approx(1.0, abs=1e-6)
+    assert train.soft_iou_loss(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2)).item() == 0.0
+
+
+def test_saying_where_parts_are_trains_and_ships_the_plain_network(tmp_path) -> None:
+    cfg = replace(TINY, out_dir=str(tmp_path), parts_task="where", parts_weight=1.0, parts_layer=4, parts_l1=1e-3)
+    meta = train.train(cfg, progress=False)
+    history = json.loads((tmp_path / "tiny-history.json").read_text())
+    assert len(history["parts_loss"]) == len(history["loss"]) and 0 < history["parts_loss"][0] <= 1
+    assert meta["train_config"]["parts_task"] == "where"
+    assert set(load_file(str(tmp_path / "tiny.safetensors"))) == set(MiniAlexNet(cfg.net_config()).state_dict())
