@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -78,7 +79,8 @@ class TrainConfig:
     # A second training task about the parts, read from one conv layer's units by a linear
     # readout that is dropped before shipping. "names": which part types are in the picture
     # (image-level labels, never where: each unit max-pooled over its map). "where": where
-    # each part type is (its mask at the layer's resolution, one 1x1 readout, soft IoU).
+    # each part type is (its mask at the layer's resolution, one 1x1 readout, balanced
+    # cross-entropy).
     parts_task: str = ""
     parts_weight: float = 0.0  # 0 = no second task
     parts_layer: int = 4  # which conv layer the readout reads (1-5)
@@ -223,15 +225,19 @@ class PartsMapReadout(nn.Module):
         return self.linear(maps)
 
 
-def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - the mean over part types of a soft IoU summed over the batch's pixels, so a small
-    part counts as much as a large one (per-pixel cross-entropy would be all background)."""
-    p = torch.sigmoid(logits)
-    inter = (p * target).sum(dim=(0, 2, 3))
-    union = (p + target - p * target).sum(dim=(0, 2, 3))
-    present = target.sum(dim=(0, 2, 3)) > 0  # a part type absent from the whole batch says nothing
-    iou = inter[present] / union[present].clamp(min=1e-6)
-    return 1.0 - iou.mean() if bool(present.any()) else logits.sum() * 0.0
+def balanced_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-pixel cross-entropy against each part type's share of the pixel, with the part's
+    pixels and the rest weighted half and half over the batch, so a small part counts as
+    much as a large one (plain cross-entropy would be nearly all background). Unlike a soft
+    IoU it cannot stall: its gradient is p - t however sure the readout is."""
+    pos = target.sum(dim=(0, 2, 3))
+    neg = (1 - target).sum(dim=(0, 2, 3))
+    on = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none")
+    off = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
+    present = pos > 0  # a part type absent from the whole batch says nothing
+    per_part = ((target * on).sum(dim=(0, 2, 3)) / pos.clamp(min=1e-6)
+                + ((1 - target) * off).sum(dim=(0, 2, 3)) / neg.clamp(min=1e-6)) / 2
+    return per_part[present].mean() if bool(present.any()) else logits.sum() * 0.0
 
 
 RELU_OF_CONV = (1, 4, 7, 9, 11)  # features index of conv k's ReLU (AlexNet's layout)
@@ -316,7 +322,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    parts_loss_fn = nn.BCEWithLogitsLoss() if cfg.parts_task == "names" else soft_iou_loss
+    parts_loss_fn = nn.BCEWithLogitsLoss() if cfg.parts_task == "names" else balanced_bce_loss
 
     data = WorldDataset(cfg.world_seed, cfg.steps * cfg.batch_size, cfg.input_size, drop_parts=cfg.drop_parts,
                         where=where)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -252,21 +253,56 @@ def test_where_targets_are_each_parts_share_of_a_pixels_window() -> None:
     assert checked > 10
 
 
-def test_soft_iou_loss() -> None:
+def test_balanced_cross_entropy_weighs_a_parts_pixels_as_much_as_the_rest() -> None:
     target = torch.zeros(1, 2, 2, 2)
     target[0, 0, 0, 0] = 1.0  # part 0 in one pixel of four; part 1 absent from the batch
-    # Undecided (p = 0.5 everywhere): intersection 0.5, union 4 * 0.5 + 1 - 0.5 = 2.5.
-    assert train.soft_iou_loss(torch.zeros(1, 2, 2, 2), target).item() == pytest.approx(1 - 0.5 / 2.5)
-    sure = (target * 2 - 1) * 50  # p = 1 on the part, 0 elsewhere: a perfect match
-    assert train.soft_iou_loss(sure, target).item() == pytest.approx(0.0, abs=1e-6)
-    assert train.soft_iou_loss(-sure, target).item() == pytest.approx(1.0, abs=1e-6)
-    assert train.soft_iou_loss(torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2)).item() == 0.0
+    logits = torch.zeros(1, 2, 2, 2)
+    logits[0, 0, 0, 0], logits[0, 0, 1, 1] = 2.0, -1.0
+
+    def bce(z: float, t: float) -> float:  # cross-entropy of sigmoid(z) against t, by hand
+        p = 1 / (1 + math.exp(-z))
+        return -(t * math.log(p) + (1 - t) * math.log(1 - p))
+
+    # Half the weight on the one part pixel, half on the mean of the three others.
+    expected = (bce(2.0, 1) + (bce(0.0, 0) * 2 + bce(-1.0, 0)) / 3) / 2
+    assert train.balanced_bce_loss(logits, target).item() == pytest.approx(expected, rel=1e-6)
+    # Soft targets (a part covering half a pixel's window) count by their share.
+    half = target * 0.5
+    expected = (0.5 * bce(2.0, 1) / 0.5 + (0.5 * bce(2.0, 0) + bce(0.0, 0) * 2 + bce(-1.0, 0)) / 3.5) / 2
+    assert train.balanced_bce_loss(logits, half).item() == pytest.approx(expected, rel=1e-6)
+    assert train.balanced_bce_loss(logits, torch.zeros_like(target)).item() == 0.0
+
+
+def test_saying_where_parts_are_lowers_that_loss_from_the_start() -> None:
+    """From a fresh He-initialized network, as a run starts (a soft-IoU loss stalled there)."""
+    torch.manual_seed(5)
+    cfg = train.TrainConfig()
+    net = MiniAlexNet(cfg.net_config())
+    train.he_init(net)
+    model = train.BNTrainNet(net, batchnorm=False)
+    align, side = train.layer_alignment(net, 4, 128)
+    samples = [world.generate(1, i, 128) for i in range(22)]
+    x = train.normalize(torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2))
+    targets = torch.stack([train.parts_where(s, align, side) for s in samples])
+    readout = train.PartsMapReadout(cfg.widths[3])
+    opt = torch.optim.SGD([*model.parameters(), *readout.parameters()], lr=0.01, momentum=0.9)
+    losses = []
+    for _ in range(15):
+        _, maps = model.forward_tapped(x, 4)
+        loss = train.balanced_bce_loss(readout(maps), targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    # ln 2 is the least any constant answer can score (p = 1/2 everywhere): below it the
+    # readout's maps follow the parts in the pictures.
+    assert losses[-1] < 0.95 * math.log(2) < losses[0], losses
 
 
 def test_saying_where_parts_are_trains_and_ships_the_plain_network(tmp_path) -> None:
     cfg = replace(TINY, out_dir=str(tmp_path), parts_task="where", parts_weight=1.0, parts_layer=4, parts_l1=1e-3)
     meta = train.train(cfg, progress=False)
     history = json.loads((tmp_path / "tiny-history.json").read_text())
-    assert len(history["parts_loss"]) == len(history["loss"]) and 0 < history["parts_loss"][0] <= 1
+    assert len(history["parts_loss"]) == len(history["loss"]) and history["parts_loss"][0] > 0
     assert meta["train_config"]["parts_task"] == "where"
     assert set(load_file(str(tmp_path / "tiny.safetensors"))) == set(MiniAlexNet(cfg.net_config()).state_dict())
