@@ -203,6 +203,12 @@ function nameOf(choice) {
   return choice === ':parts' ? t('measured_mean_parts') : choice === ':objects' ? t('measured_mean_objects') : choice;
 }
 
+// Whether the part the answers need least still has a detector unit decides what the words
+// may claim: "nothing pushed a unit to find it" is true only where none did.
+function needsTexts(leastNeeded) {
+  return leastNeeded.iou >= TARGET ? texts().measured_needs_found : texts().measured_needs;
+}
+
 function words(d, level, rows) {
   const tg = d.targets ?? {};
   const byNeed = [...rows].sort((a, b) => b.changed - a.changed);
@@ -216,7 +222,7 @@ function words(d, level, rows) {
     unit_objects: count(tg.object_best_iou_conv5), probe_objects: count(tg.object_best_probe_iou_conv5),
     n_objects: Object.keys(tg.object_best_iou_conv5 ?? {}).length,
     ceiling: d.ceiling_iou ? Math.min(...Object.values(d.ceiling_iou[titles.at(-1)])).toFixed(2) : '?',
-  }) + (rows.length ? ` ${fill(texts().measured_needs?.[level] ?? '', {
+  }) + (rows.length ? ` ${fill(needsTexts(byNeed.at(-1))?.[level] ?? '', {
     needed: byNeed[0].part, needed_pct: pctText(byNeed[0].changed),
     ignored: byNeed.at(-1).part, ignored_pct: pctText(byNeed.at(-1).changed),
     rho: rankCorrelation(rows.map((p) => p.changed), rows.map((p) => p.iou)).toFixed(2),

@@ -203,3 +203,27 @@ def test_what_the_answer_needs_is_drawn_from_the_reliance(server: str, page_fact
     most = max(parts, key=lambda p: RELIANCE["parts"][p]["class_changed"])
     least = min(parts, key=lambda p: RELIANCE["parts"][p]["class_changed"])
     assert f"{most} {round(RELIANCE['parts'][most]['class_changed'] * 100)}\u00a0%" in text and least in text
+
+
+I18N = json.loads((ROOT / "static" / "i18n" / "en.json").read_text())
+
+
+@pytest.mark.parametrize("least_has_unit", [False, True])
+def test_the_words_claim_no_unit_only_where_there_is_none(server: str, page_factory: Any,
+                                                          least_has_unit: bool) -> None:
+    """The least needed part's best unit, set on either side of 0.20, picks the words."""
+    page, _ = page_factory()
+    listing = page.request.get(f"{server}/api/v1/models").json()
+    tiny = next(m for m in listing["models"] if m["id"] == "tiny")
+    least = min(RELIANCE["parts"], key=lambda p: RELIANCE["parts"][p]["class_changed"])
+    tiny["metrics"]["dissection"]["targets"]["part_best_iou_conv2_5"][least] = 0.31 if least_has_unit else 0.04
+    page.route("**/api/v1/models", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                body=json.dumps(listing)))
+    visit(page, server)
+    page.wait_for_selector("#measured:not([hidden]) [data-chart=needs]")
+    page.select_option("#level", "child")
+    text = page.locator("#measured-text").inner_text()
+    chosen, other = ("measured_needs_found", "measured_needs")[::1 if least_has_unit else -1]
+    tail = I18N[chosen]["child"].split("{ignored}")[-1]
+    assert tail.strip() and tail in text and least in text
+    assert I18N[other]["child"].split("{ignored}")[-1] not in text
