@@ -116,18 +116,29 @@ def batchnorm_line(cfg: dict[str, Any]) -> str:
 
 
 def parts_task_line(cfg: dict[str, Any]) -> list[str]:
-    """The training's second task, naming the part types in the picture, when the recipe has one."""
+    """The training's second task, about the parts, when the recipe has one."""
     if not cfg.get("parts_weight"):
         return []
     layer = cfg["parts_layer"]
-    line = (f"- **A second task while training: name the part types in the picture.** Image-level labels only "
-            f"(which of the {len(world.PARTS)} part types show at least {PRESENT_PIXELS} pixels), never where they "
-            f"are. A linear readout of conv{layer}'s {cfg['widths'][layer - 1]} units, each max-pooled over its "
-            f"whole map, predicts them (binary cross-entropy, weight {cfg['parts_weight']}"
-            + (f"; L1 {cfg['parts_l1']} on the readout, so each part type is read from few units" if cfg.get("parts_l1")
-               else "") + "). Which unit comes to find which part, and whether any does, is left to training. The "
-            "readout is dropped before shipping: the shipped network is the `MiniAlexNet` alone, and the dissection "
-            "below measures its units, not the readout.")
+    units = f"conv{layer}'s {cfg['widths'][layer - 1]} units"
+    l1 = (f"; L1 {cfg['parts_l1']} on the readout, so each part type is read from few units"
+          if cfg.get("parts_l1") else "")
+    if cfg.get("parts_task") == "where":
+        line = (f"- **A second task while training: say where each part type is.** Each part type's mask at "
+                f"conv{layer}'s resolution (every map pixel: the part's share of the stride-wide window around its "
+                f"receptive-field centre, as the *ideal unit* below) is the target of a 1x1 readout of {units} "
+                f"(cross-entropy with a part's pixels and the rest weighted half and half, weight "
+                f"{cfg['parts_weight']}{l1}). No unit is assigned a part: which units come to find which part, "
+                "and whether a single unit does, is left to training. The readout is dropped before shipping: the "
+                "shipped network is the `MiniAlexNet` alone, and the dissection below measures its units. **So the "
+                f"part detectors of conv{layer} were taught, not found by the class labels alone**: the *class "
+                "labels alone* run (*Runs tried*) is what those give.")
+    else:
+        line = (f"- **A second task while training: name the part types in the picture.** Image-level labels only "
+                f"(which of the {len(world.PARTS)} part types show at least {PRESENT_PIXELS} pixels), never where "
+                f"they are. A linear readout of {units}, each max-pooled over its whole map, predicts them (binary "
+                f"cross-entropy, weight {cfg['parts_weight']}{l1}). The readout is dropped before shipping: the "
+                "shipped network is the `MiniAlexNet` alone.")
     if cfg.get("drop_parts"):
         line += (f" {pct(cfg['drop_parts'], 0)} of the training pictures leave out a random subset of their "
                  "object's part types (`--drop-parts`), so that which parts a picture shows does not follow from its "

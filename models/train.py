@@ -431,10 +431,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         },
         "checkpoints": checkpoints,
         "sha256": digest,
-        "trained_on": (f"{cfg.steps * cfg.batch_size:,} procedurally generated {cfg.input_size}px "
-                       f"parts-world images ({len(world.CLASSES)} classes: objects built from shared parts, "
-                       "plus scrambled arrangements), generated on the fly from world seed "
-                       f"{cfg.world_seed}."),
+        "trained_on": trained_on(cfg),
     }
     assert tuple(meta) == META_KEYS
     write_meta(meta, out)
@@ -442,6 +439,20 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if has_matplotlib():  # a test extra, not a runtime dependency: no plot without it
         _plot_history(history, out / f"{cfg.name}-training.png")
     return meta
+
+
+def trained_on(cfg: TrainConfig) -> str:
+    """What the network learnt from, in words (the page and the API show it)."""
+    text = (f"{cfg.steps * cfg.batch_size:,} procedurally generated {cfg.input_size}px parts-world images "
+            f"({len(world.CLASSES)} classes: objects built from shared parts, plus scrambled arrangements), "
+            f"generated on the fly from world seed {cfg.world_seed}.")
+    if cfg.parts_weight > 0:
+        # The page must not let a teacher think the part detectors came from class labels alone.
+        text += (f" Besides each picture's class, conv{cfg.parts_layer} was trained to say "
+                 + ("where each part type is (its mask)" if cfg.parts_task == "where"
+                    else "which part types are in the picture (never where)")
+                 + ", through a readout that was then removed.")
+    return text
 
 
 def _worker_init(_: int) -> None:

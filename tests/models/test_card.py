@@ -63,6 +63,16 @@ def test_the_training_recipe_says_whether_batchnorm_was_used() -> None:
     assert "No BatchNorm" in card.batchnorm_line({"batchnorm": False})
 
 
+def test_the_training_recipe_says_what_the_parts_task_taught() -> None:
+    base = {"parts_layer": 4, "widths": [32, 64, 96, 96, 128], "parts_weight": 1.0, "parts_l1": 0.001}
+    assert card.parts_task_line({}) == card.parts_task_line({**base, "parts_weight": 0.0}) == []
+    where, = card.parts_task_line({**base, "parts_task": "where"})
+    assert "say where each part type is" in where and "conv4's 96 units" in where and "L1 0.001" in where
+    assert "were taught, not found by the class labels alone" in where
+    names, = card.parts_task_line({**base, "parts_task": "names", "drop_parts": 0.2, "parts_l1": 0.0})
+    assert "never where" in names and "20 %" in names and "L1" not in names
+
+
 def test_rank_correlation_on_hand_made_orders() -> None:
     assert card.rank_correlation([0.1, 0.5, 0.3], [1.0, 3.0, 2.0]) == 1.0
     assert card.rank_correlation([0.1, 0.5, 0.3], [3.0, 1.0, 2.0]) == -1.0

@@ -306,3 +306,12 @@ def test_saying_where_parts_are_trains_and_ships_the_plain_network(tmp_path) -> 
     assert len(history["parts_loss"]) == len(history["loss"]) and history["parts_loss"][0] > 0
     assert meta["train_config"]["parts_task"] == "where"
     assert set(load_file(str(tmp_path / "tiny.safetensors"))) == set(MiniAlexNet(cfg.net_config()).state_dict())
+
+
+def test_trained_on_says_what_the_network_was_taught() -> None:
+    plain = train.trained_on(train.TrainConfig())
+    assert "480,000" in plain and "world seed 1" in plain and "conv" not in plain
+    where = train.trained_on(replace(train.TrainConfig(), parts_task="where", parts_weight=1.0))
+    assert where.startswith(plain) and "conv4 was trained to say where each part type is" in where
+    names = train.trained_on(replace(train.TrainConfig(), parts_task="names", parts_weight=1.0, parts_layer=5))
+    assert "conv5" in names and "never where" in names
