@@ -478,7 +478,10 @@ def _plot_history(history: dict[str, list[float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax[0].plot(history["step"], history["loss"])
+    ax[0].plot(history["step"], history["loss"], label="class")
+    if history.get("parts_loss"):  # the second task's loss, when the recipe has one
+        ax[0].plot(history["step"], history["parts_loss"], label="parts task")
+        ax[0].legend(loc="upper right")
     ax[0].set(xlabel="step", ylabel="training loss (mean of 25 steps)", yscale="log")
     ax[1].plot(history["step"], history["acc"], label="training batches")
     ax[1].plot(history["val_step"], history["val_acc"], "o-", label="validation (fresh seed)")
