@@ -396,9 +396,11 @@ def reliance_section(meta: dict[str, Any]) -> str:
                "best single unit IoU", "unit >= 0.20"], rows),
         "",
         f"Rank correlation between how much the classifier needs a part and its best unit's IoU: {rho:.2f}. "
-        "The parts a single unit detects are the parts the answers depend on; where the classes can be told "
-        "apart without looking at a part (a mouth is in every face, cat and fish alike), nothing pushes a unit "
-        "to find it. Needing a part does not guarantee a unit, though: in the *misplaced parts* run (not "
+        + (reliance_taught(meta, r, rho) if meta["train_config"].get("parts_task") == "where" else
+           "The parts a single unit detects are the parts the answers depend on; where the classes can be told "
+           "apart without looking at a part (a mouth is in every face, cat and fish alike), nothing pushes a unit "
+           "to find it. ")
+        + "Needing a part does not guarantee a unit, though: in the *misplaced parts* run (not "
         "shipped) leaving out a door or a nose changed the class 37 % of the time, against "
         f"{pct(r['parts']['door']['class_changed'], 0)} and {pct(r['parts']['nose']['class_changed'], 0)} here, "
         "and neither part gained a unit there (door 0.11, nose 0.08). And a part need not be needed to have a unit: "
@@ -406,6 +408,24 @@ def reliance_section(meta: dict[str, Any]) -> str:
         "*parts left out* run window and leaf kept their units though leaving either out changed the class only "
         "1 % and 7 % of the time.",
     ])
+
+
+# The run trained on class labels alone (shipped until the parts task): its reliance measurement.
+CLASS_LABELS_ALONE_RHO = 0.86
+
+
+def reliance_taught(meta: dict[str, Any], r: dict[str, Any], rho: float) -> str:
+    """The reading of the reliance table for a model whose training also said where the parts are."""
+    least = min(r["parts"], key=lambda p: r["parts"][p]["class_changed"])
+    best = meta["metrics"]["dissection"]["targets"]["part_best_iou_conv2_5"]
+    return (
+        f"Trained on class labels alone (*class labels alone* in *Runs tried*), the parts a single unit detected were "
+        f"the parts the answers depended on (rank correlation {CLASS_LABELS_ALONE_RHO:.2f}): where the classes "
+        "can be told apart without looking at a part (a mouth is in every face, cat and fish alike), nothing pushed "
+        "a unit to find it. This network was also taught where every part is, needed or not, so its units no "
+        f"longer follow what the answers use ({rho:.2f}): the {least}, whose absence changes the class "
+        f"{pct(r['parts'][least]['class_changed'])} of the time, has a unit at {best[least]:.2f}. "
+    )
 
 
 def targets_section(meta: dict[str, Any]) -> str:
@@ -523,6 +543,16 @@ RUNS_TRIED: tuple[tuple[str, str, str, str, str, str, str], ...] = (
 )
 
 
+def parts_task_recipe(cfg: dict[str, Any]) -> str:
+    """The parts task in a recipe's one-line summary ("" without one)."""
+    if not cfg.get("parts_weight"):
+        return ""
+    task = cfg.get("parts_task") or "names"  # the first runs with a parts task had only this one
+    said = "where each part type is" if task == "where" else "which part types are in the picture"
+    return (f"; a second task, saying {said} from conv{cfg['parts_layer']} (`--parts-task {task} "
+            f"--parts-weight {cfg['parts_weight']:g}`)")
+
+
 def runs_section(meta: dict[str, Any]) -> list[str]:
     """The 'what is missed' bullet on detector units, with every run tried beside the shipped one."""
     t = meta["metrics"]["dissection"]["targets"]
@@ -532,7 +562,8 @@ def runs_section(meta: dict[str, Any]) -> list[str]:
     combos = t.get("part_best_probe_iou_conv2_5", {})
     recipe = (f"{meta['input_size']} px, conv1 {cfg['conv1_kernel']}x{cfg['conv1_kernel']} stride "
               f"{cfg['conv1_stride']}, {'BatchNorm' if with_batchnorm(cfg) else 'no BatchNorm'}, "
-              f"dropout {cfg['dropout']}, lr {cfg['lr']}, {cfg['steps']:,} steps")
+              f"dropout {cfg['dropout']}, lr {cfg['lr']}, {cfg['steps']:,} steps"
+              + parts_task_recipe(cfg))
     shipped = ["**shipped**", recipe, pct(m["accuracy"], 2), f"{m['training_seconds'] / 60:.1f}", reached(parts),
                reached(objects), reached(combos) if combos else "not measured"]
     rows = [list(r) for r in RUNS_TRIED] + [shipped]
