@@ -107,6 +107,7 @@ def test_recipe_flags_reach_the_network() -> None:
     assert not train.parse_args([]).batchnorm  # the shipped recipe trains without BatchNorm
     assert not train.parse_args(["--no-batchnorm"]).batchnorm
     assert train.parse_args([]).drop_parts == 0.0  # the shipped recipe draws every part
+    assert (train.parse_args([]).parts_task, train.parse_args([]).parts_weight) == ("", 0.0)  # and learns classes only
     assert train.parse_args(["--drop-parts", "0.5"]).drop_parts == 0.5
 
 
