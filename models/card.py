@@ -621,7 +621,8 @@ def runs_section(meta: dict[str, Any]) -> list[str]:
 # What the two parts-task runs showed (measured as every run above); shown while the shipped
 # recipe has no parts task.
 PARTS_TASK_READING = (
-    "The parts tasks (*naming parts*, *saying where parts are*; `--parts-task` in `models/train.py`) test that "
+    "The parts tasks (*naming parts*, *saying where parts are*, *sparse readout*; `--parts-task` in `models/train.py`) "
+    "test that "
     "reading: if nothing pushes a unit to find a mouth, push. Naming the part types in the picture (image-level "
     "labels, never where) lifted mouth from 0.03 to 0.10 and nose from 0.06 to 0.12 but gave only one more part "
     "type a unit (roof, 0.23); the bicycle's best conv5 unit fell to 0.15, and scrambled to 78 % with pictures "
