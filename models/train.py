@@ -8,6 +8,10 @@ convolution weights at the end, so the shipped network is exactly a :class:`Mini
 
 Snapshots of the whole (folded) network are kept before training and after 1 %, 10 %
 and 100 % of the steps, so the page can show the first layer being learned.
+
+``--parts-task names|where`` adds a second task about the parts (which are in the picture,
+or where each one is), read from one conv layer through a readout that is dropped before
+shipping. The shipped recipe has none; the runs with one are in the model card's *Runs tried*.
 """
 
 from __future__ import annotations
