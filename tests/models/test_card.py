@@ -124,3 +124,12 @@ def test_within_class_table_quotes_the_dissection() -> None:
         assert set(per) == {c for c, ps in world.CLASS_PARTS.items() if part in ps}
         cells = ", ".join(f"{c} {x['iou']:.2f} \\| {un[part][c]['iou']:.2f}" for c, x in per.items())
         assert f"| {part} | {d['targets']['part_best_iou_conv2_5'][part]:.2f} | {cells} |" in section
+
+
+def test_reliance_reading_for_a_model_taught_where_the_parts_are() -> None:
+    r = {"parts": {"eye": {"class_changed": 0.5}, "mouth": {"class_changed": 0.01}, "ear": {"class_changed": 0.2}}}
+    meta = {"metrics": {"dissection": {"targets": {"part_best_iou_conv2_5": {"eye": 0.3, "mouth": 0.25, "ear": 0.1}}}}}
+    text = card.reliance_taught(meta, r, 0.12)
+    assert f"rank correlation {card.CLASS_LABELS_ALONE_RHO:.2f}" in text and "(0.12)" in text
+    # The least needed part, its class-change rate and its unit, from the numbers given.
+    assert "the mouth, whose absence changes the class 1.0 % of the time, has a unit at 0.25" in text
