@@ -31,9 +31,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from models import world
-from models.dissect import Alignment
-from models.geometry import sequential_geometry
+from models import dissect, world
+from models.dissect import CONV_LAYERS, Alignment
 from models.nets import MiniAlexNet, NetConfig
 from models.probe import ideal_maps
 from models.tinyweights import META_KEYS, WEIGHTS_DIR, save_model, write_meta
@@ -244,15 +243,14 @@ def balanced_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return per_part[present].mean() if bool(present.any()) else logits.sum() * 0.0
 
 
-RELU_OF_CONV = (1, 4, 7, 9, 11)  # features index of conv k's ReLU (AlexNet's layout)
-
-
 def layer_alignment(net: MiniAlexNet, conv: int, input_size: int) -> tuple[Alignment, int]:
-    """Where conv layer ``conv``'s map pixels sit on the input, and the map's side."""
-    geo = sequential_geometry(net.features, "features")[f"features.{RELU_OF_CONV[conv - 1]}"]
+    """Where conv layer ``conv``'s map pixels sit on the input (the dissection's own
+    alignment, so the "where" targets are its ideal units), and the map's side."""
+    title = f"conv{conv}"
+    relu = int(CONV_LAYERS[title].split(".")[1])  # "features.9" -> 9
     with torch.no_grad():
-        side = net.features[:RELU_OF_CONV[conv - 1] + 1](torch.zeros(1, 3, input_size, input_size)).shape[-1]
-    return Alignment(geo.offset, geo.stride, input_size), int(side)
+        side = net.features[:relu + 1](torch.zeros(1, 3, input_size, input_size)).shape[-1]
+    return dissect.layer_alignment(net, input_size)[title], int(side)
 
 
 def fold_batchnorm(model: BNTrainNet) -> MiniAlexNet:
