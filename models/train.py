@@ -20,7 +20,9 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -125,20 +127,20 @@ def parts_where(sample: world.Sample, align: Alignment, map_size: int) -> torch.
 
 class WorldDataset(Dataset[tuple[torch.Tensor, int, torch.Tensor]]):
     """Image ``i`` of world ``seed`` as uint8 CHW (normalized on the training side), its
-    class and its part targets: which part types it shows (:func:`parts_present`), or with
-    ``where`` (an alignment and a map size) where they are (:func:`parts_where`)."""
+    class and its part targets: ``part_targets(sample)`` (:func:`parts_present` or a
+    :func:`parts_where`), or an empty tensor without a parts task (no work per image)."""
 
     def __init__(self, seed: int, length: int, size: int, offset: int = 0, drop_parts: float = 0.0,
-                 where: tuple[Alignment, int] | None = None) -> None:
+                 part_targets: Callable[[world.Sample], torch.Tensor] | None = None) -> None:
         self.seed, self.length, self.size, self.offset = seed, length, size, offset
-        self.drop_parts, self.where = drop_parts, where
+        self.drop_parts, self.part_targets = drop_parts, part_targets
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
         s = world.generate(self.seed, self.offset + i, self.size, drop_parts=self.drop_parts)
-        parts = parts_present(s) if self.where is None else parts_where(s, *self.where)
+        parts = self.part_targets(s) if self.part_targets is not None else torch.empty(0)
         return torch.from_numpy(s.image).permute(2, 0, 1).contiguous(), s.label, parts
 
 
@@ -313,10 +315,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise ValueError(f"parts_task must be one of {PARTS_TASKS}, not {cfg.parts_task!r}")
     units = cfg.widths[cfg.parts_layer - 1]
     readout: PartsReadout | PartsMapReadout | None = None
-    where = None
-    if cfg.parts_weight > 0:
-        readout = PartsReadout(units) if cfg.parts_task == "names" else PartsMapReadout(units)
-        where = layer_alignment(net, cfg.parts_layer, cfg.input_size) if cfg.parts_task == "where" else None
+    part_targets: Callable[[world.Sample], torch.Tensor] | None = None
+    if cfg.parts_task == "names" and cfg.parts_weight > 0:
+        readout, part_targets = PartsReadout(units), parts_present
+    elif cfg.parts_task == "where" and cfg.parts_weight > 0:
+        align, side = layer_alignment(net, cfg.parts_layer, cfg.input_size)
+        readout, part_targets = PartsMapReadout(units), partial(parts_where, align=align, map_size=side)
     params = [*model.named_parameters(), *(readout.named_parameters() if readout is not None else [])]
     decay = [p for n, p in params if p.ndim > 1]
     no_decay = [p for n, p in params if p.ndim <= 1]
@@ -327,7 +331,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     parts_loss_fn = nn.BCEWithLogitsLoss() if cfg.parts_task == "names" else balanced_bce_loss
 
     data = WorldDataset(cfg.world_seed, cfg.steps * cfg.batch_size, cfg.input_size, drop_parts=cfg.drop_parts,
-                        where=where)
+                        part_targets=part_targets)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen,
                         num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
@@ -356,7 +360,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     run_loss, run_acc, run_parts, run_n = 0.0, 0.0, 0.0, 0
     bar = tqdm(total=cfg.steps, disable=not progress, dynamic_ncols=True, mininterval=2.0)
     model.train()
-    for step, (images, labels, part_targets) in enumerate(loader, start=1):
+    for step, (images, labels, targets) in enumerate(loader, start=1):
         for g in opt.param_groups:
             g["lr"] = lr_at(step - 1, cfg)
         if readout is None:
@@ -364,7 +368,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             class_loss = loss = loss_fn(logits, labels)
         else:
             logits, tapped = model.forward_tapped(normalize(images), cfg.parts_layer)
-            parts_loss = parts_loss_fn(readout(tapped), part_targets)
+            parts_loss = parts_loss_fn(readout(tapped), targets)
             run_parts += parts_loss.item()
             class_loss = loss_fn(logits, labels)
             loss = class_loss + cfg.parts_weight * parts_loss
