@@ -20,15 +20,15 @@ from typing import Any
 import numpy as np
 
 from models import world
-from models.dissect import TARGET_IOU
+from models.dissect import CONV_LAYERS, TARGET_IOU
 from models.tinyweights import WEIGHTS_DIR, read_meta
 from models.train import PRESENT_PIXELS
 
 CARD_FILE = "MODEL_CARD.md"
 REPRODUCTION_FILE = "tiny-reproduction.json"
-TITLES = ("conv1", "conv2", "conv3", "conv4", "conv5")
-LAYER_OF = {"conv1": "features.1", "conv2": "features.4", "conv3": "features.7", "conv4": "features.9",
-            "conv5": "features.11"}
+# The dissection's layers, by title and module name.
+LAYER_OF = CONV_LAYERS
+TITLES = tuple(CONV_LAYERS)
 
 PARTS_OF = {
     "car": "wheel, window, door, roof", "bus": "wheel, window, door", "bicycle": "wheel",
