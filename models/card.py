@@ -123,6 +123,9 @@ def parts_task_line(cfg: dict[str, Any]) -> list[str]:
     units = f"conv{layer}'s {cfg['widths'][layer - 1]} units"
     l1 = (f"; L1 {cfg['parts_l1']} on the readout, so each part type is read from few units"
           if cfg.get("parts_l1") else "")
+    if cfg.get("parts_dropout"):
+        l1 += (f"; dropout {cfg['parts_dropout']} on the units the readout reads (not on the class path), as "
+               "AlexNet's dropout before its classifier")
     if cfg.get("parts_task") == "where":
         line = (f"- **A second task while training: say where each part type is.** Each part type's mask at "
                 f"conv{layer}'s resolution (every map pixel: the part's share of the stride-wide window around its "
@@ -555,8 +558,11 @@ def parts_task_recipe(cfg: dict[str, Any]) -> str:
         return ""
     task = cfg.get("parts_task") or "names"  # the first runs with a parts task had only this one
     said = "where each part type is" if task == "where" else "which part types are in the picture"
-    return (f"; a second task, saying {said} from conv{cfg['parts_layer']} (`--parts-task {task} "
-            f"--parts-weight {cfg['parts_weight']:g}`)")
+    flags = f"--parts-task {task} --parts-weight {cfg['parts_weight']:g}"
+    for key in ("parts_l1", "parts_dropout"):
+        if cfg.get(key):
+            flags += f" --{key.replace('_', '-')} {cfg[key]:g}"
+    return f"; a second task, saying {said} from conv{cfg['parts_layer']} (`{flags}`)"
 
 
 def runs_section(meta: dict[str, Any]) -> list[str]:

@@ -91,6 +91,11 @@ class TrainConfig:
     parts_layer: int = 4  # which conv layer the readout reads (1-5)
     # L1 on the readout's weights, so each part type is read from few units.
     parts_l1: float = 0.0
+    # Dropout on the units the readout reads (the readout's input only; the class path is
+    # untouched). AlexNet's dropout before its classifier is what made single conv5 units
+    # detect whole objects (the card's *Runs tried*); this is the same pressure on the parts
+    # readout: no part type may be read from a code spread over units that only work together.
+    parts_dropout: float = 0.0
     out_dir: str = str(WEIGHTS_DIR)
     name: str = "tiny"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -368,6 +373,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             class_loss = loss = loss_fn(logits, labels)
         else:
             logits, tapped = model.forward_tapped(normalize(images), cfg.parts_layer)
+            if cfg.parts_dropout > 0:
+                tapped = F.dropout(tapped, cfg.parts_dropout, training=True)
             parts_loss = parts_loss_fn(readout(tapped), targets)
             run_parts += parts_loss.item()
             class_loss = loss_fn(logits, labels)
@@ -526,6 +533,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--parts-layer", type=int, choices=range(1, 6), default=cfg.parts_layer,
                    help="the conv layer (1-5) whose units the part-naming readout reads")
     p.add_argument("--parts-l1", type=float, default=cfg.parts_l1, help="L1 on the part-naming readout")
+    p.add_argument("--parts-dropout", type=float, default=cfg.parts_dropout,
+                   help="dropout on the units the part readout reads (not on the class path)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     if (a.parts_weight > 0) != bool(a.parts_task):
@@ -539,7 +548,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                   widths=widths, conv1_kernel=conv1[0], conv1_stride=conv1[1], conv1_padding=conv1[2],
                   dropout=a.dropout, pool_output=a.pool_output, batchnorm=a.batchnorm,
                   drop_parts=a.drop_parts, parts_task=a.parts_task or "", parts_weight=a.parts_weight,
-                  parts_layer=a.parts_layer, parts_l1=a.parts_l1)
+                  parts_layer=a.parts_layer, parts_l1=a.parts_l1, parts_dropout=a.parts_dropout)
     cfg.extra["progress"] = not a.no_progress
     return cfg
 

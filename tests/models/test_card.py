@@ -70,7 +70,17 @@ def test_the_training_recipe_says_what_the_parts_task_taught() -> None:
     assert "say where each part type is" in where and "conv4's 96 units" in where and "L1 0.001" in where
     assert "were taught, not found by the class labels alone" in where
     names, = card.parts_task_line({**base, "parts_task": "names", "drop_parts": 0.2, "parts_l1": 0.0})
-    assert "never where" in names and "20 %" in names and "L1" not in names
+    assert "never where" in names and "20 %" in names and "L1" not in names and "dropout" not in names
+    dropped, = card.parts_task_line({**base, "parts_task": "where", "parts_dropout": 0.5})
+    assert "dropout 0.5 on the units the readout reads (not on the class path)" in dropped
+
+
+def test_the_recipe_summary_gives_the_parts_flags() -> None:
+    assert card.parts_task_recipe({"parts_weight": 0.0}) == ""
+    cfg = {"parts_task": "where", "parts_weight": 1.0, "parts_layer": 4, "parts_l1": 0.001, "parts_dropout": 0.5}
+    assert card.parts_task_recipe(cfg) == ("; a second task, saying where each part type is from conv4 (`--parts-task "
+                                           "where --parts-weight 1 --parts-l1 0.001 --parts-dropout 0.5`)")
+    assert "--parts-l1" not in card.parts_task_recipe({**cfg, "parts_l1": 0.0, "parts_dropout": 0.0})
 
 
 def test_rank_correlation_on_hand_made_orders() -> None:

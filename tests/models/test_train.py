@@ -212,8 +212,9 @@ def test_naming_parts_lowers_the_parts_loss() -> None:
 
 def test_parts_flags() -> None:
     cfg = train.parse_args(["--parts-task", "where", "--parts-weight", "0.5", "--parts-layer", "3",
-                            "--parts-l1", "0.002"])
-    assert (cfg.parts_task, cfg.parts_weight, cfg.parts_layer, cfg.parts_l1) == ("where", 0.5, 3, 0.002)
+                            "--parts-l1", "0.002", "--parts-dropout", "0.3"])
+    assert (cfg.parts_task, cfg.parts_weight, cfg.parts_layer, cfg.parts_l1, cfg.parts_dropout) == (
+        "where", 0.5, 3, 0.002, 0.3)
     assert train.parse_args(["--parts-task", "names", "--parts-weight", "1"]).parts_task == "names"
     for bad in (["--parts-layer", "6"], ["--parts-task", "what"], ["--parts-weight", "1"], ["--parts-task", "where"]):
         with pytest.raises(SystemExit):
