@@ -53,6 +53,9 @@ class ModelEntry:
     weights_source: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    # The second training task about the parts, when there was one ({"task": "where" or
+    # "names", "layer": 1-5}): the page must not read taught part detectors as found ones.
+    taught_parts: dict[str, Any] | None = None
     # Intra-op threads for this model's forward passes, at most the server's setting (None:
     # the setting). A network whose layers are too small to split well does its passes on
     # fewer threads for less CPU, and the free core encodes the maps during the pass.
@@ -65,6 +68,7 @@ class ModelEntry:
             "title": self.title,
             "description": self.description,
             "trained_on": self.trained_on,
+            "taught_parts": self.taught_parts,
             "input_size": self.input_size,
             "normalization": {"mean": list(self.mean), "std": list(self.std)},
             "classes": self.classes,
@@ -99,6 +103,13 @@ def prepare_for_serving(network: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------- tiny
 
 
+def taught_parts(train_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The parts task a training config had besides the classes (None without one)."""
+    if not train_config.get("parts_weight"):
+        return None
+    return {"task": train_config.get("parts_task") or "names", "layer": int(train_config.get("parts_layer", 4))}
+
+
 def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
     """Our MiniAlexNet. Without shipped weights it is served untrained, and says so."""
     if (weights_dir / tinyweights.META_FILE).exists():
@@ -111,6 +122,7 @@ def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
         metrics = dict(meta.get("metrics", {}))
         checkpoints = list(meta.get("checkpoints", []))
         source = str(weights_dir / tinyweights.WEIGHTS_FILE)
+        taught = taught_parts(meta.get("train_config", {}))
     else:
         config = NetConfig()
         torch.manual_seed(0)
@@ -119,7 +131,7 @@ def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
         classes = [f"class {i}" for i in range(config.num_classes)]
         input_size, mean, std = 128, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
         trained_on = "nothing yet: these are random initial weights"
-        metrics, checkpoints, source = {}, [], None
+        metrics, checkpoints, source, taught = {}, [], None, None
     return ModelEntry(
         id="tiny",
         title="MiniAlexNet (parts world)",
@@ -142,6 +154,7 @@ def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
         weights_source=source,
         metrics=metrics,
         checkpoints=checkpoints,
+        taught_parts=taught,
         # One picture: 2.2 ms on one thread, 2.3 on two (this 2-core machine). A batch of 4
         # takes 8.6 ms on one and 6.1 on two, i.e. 12.2 CPU-ms: under load (the only time the
         # server batches) one thread leaves the other core to decoding and encoding, and 8

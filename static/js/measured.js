@@ -204,8 +204,10 @@ function nameOf(choice) {
 }
 
 // Whether the part the answers need least still has a detector unit decides what the words
-// may claim: "nothing pushed a unit to find it" is true only where none did.
-function needsTexts(leastNeeded) {
+// may claim: "nothing pushed a unit to find it" is true only where none did, and never for a
+// network that was also taught where the parts are.
+function needsTexts(leastNeeded, taught) {
+  if (taught) return texts().measured_needs_taught;
   return leastNeeded.iou >= TARGET ? texts().measured_needs_found : texts().measured_needs;
 }
 
@@ -222,10 +224,11 @@ function words(d, level, rows) {
     unit_objects: count(tg.object_best_iou_conv5), probe_objects: count(tg.object_best_probe_iou_conv5),
     n_objects: Object.keys(tg.object_best_iou_conv5 ?? {}).length,
     ceiling: d.ceiling_iou ? Math.min(...Object.values(d.ceiling_iou[titles.at(-1)])).toFixed(2) : '?',
-  }) + (rows.length ? ` ${fill(needsTexts(byNeed.at(-1))?.[level] ?? '', {
+  }) + (rows.length ? ` ${fill(needsTexts(byNeed.at(-1), current.taught)?.[level] ?? '', {
     needed: byNeed[0].part, needed_pct: pctText(byNeed[0].changed),
     ignored: byNeed.at(-1).part, ignored_pct: pctText(byNeed.at(-1).changed),
     rho: rankCorrelation(rows.map((p) => p.changed), rows.map((p) => p.iou)).toFixed(2),
+    layer: current.taught?.layer ?? '',
   })}` : '');
 }
 
@@ -267,6 +270,6 @@ export function showMeasured(model, level) {
   const previous = $('#measured-concept')?.value;
   const { parts, objects, others } = concepts(d);
   const known = [':parts', ':objects', ...parts, ...objects, ...others].includes(previous);
-  current = { dissection: d, level, reliance: model.metrics?.reliance ?? null };
+  current = { dissection: d, level, reliance: model.metrics?.reliance ?? null, taught: model.taught_parts ?? null };
   draw(known ? previous : ':parts');
 }

@@ -208,22 +208,37 @@ def test_what_the_answer_needs_is_drawn_from_the_reliance(server: str, page_fact
 I18N = json.loads((ROOT / "static" / "i18n" / "en.json").read_text())
 
 
-@pytest.mark.parametrize("least_has_unit", [False, True])
-def test_the_words_claim_no_unit_only_where_there_is_none(server: str, page_factory: Any,
-                                                          least_has_unit: bool) -> None:
-    """The least needed part's best unit, set on either side of 0.20, picks the words."""
+NEEDS_TEXTS = ("measured_needs", "measured_needs_found", "measured_needs_taught")
+
+
+@pytest.mark.parametrize(("least_iou", "taught", "chosen"), [
+    (0.04, None, "measured_needs"), (0.31, None, "measured_needs_found"),
+    (0.04, {"task": "where", "layer": 4}, "measured_needs_taught"),
+    (0.31, {"task": "where", "layer": 4}, "measured_needs_taught"),
+])
+def test_the_words_claim_no_unit_only_where_there_is_none(server: str, page_factory: Any, least_iou: float,
+                                                          taught: dict[str, Any] | None, chosen: str) -> None:
+    """The least needed part's best unit, set on either side of 0.20, picks the words; a network
+    also taught the parts gets words that say so whatever its units."""
     page, _ = page_factory()
     listing = page.request.get(f"{server}/api/v1/models").json()
     tiny = next(m for m in listing["models"] if m["id"] == "tiny")
     least = min(RELIANCE["parts"], key=lambda p: RELIANCE["parts"][p]["class_changed"])
-    tiny["metrics"]["dissection"]["targets"]["part_best_iou_conv2_5"][least] = 0.31 if least_has_unit else 0.04
+    tiny["metrics"]["dissection"]["targets"]["part_best_iou_conv2_5"][least] = least_iou
+    tiny["taught_parts"] = taught
     page.route("**/api/v1/models", lambda route: route.fulfill(status=200, content_type="application/json",
                                                                 body=json.dumps(listing)))
     visit(page, server)
     page.wait_for_selector("#measured:not([hidden]) [data-chart=needs]")
-    page.select_option("#level", "child")
-    text = page.locator("#measured-text").inner_text()
-    chosen, other = ("measured_needs_found", "measured_needs")[::1 if least_has_unit else -1]
-    tail = I18N[chosen]["child"].split("{ignored}")[-1]
-    assert tail.strip() and tail in text and least in text
-    assert I18N[other]["child"].split("{ignored}")[-1] not in text
+    for level in ("child", "student"):
+        page.select_option("#level", level)
+        text = page.locator("#measured-text").inner_text()
+        assert tail(I18N[chosen][level]).strip() and tail(I18N[chosen][level]) in text
+        assert level != "child" or least in text  # the child's words name the part
+        for other in set(NEEDS_TEXTS) - {chosen}:
+            assert tail(I18N[other][level]) not in text
+
+
+def tail(text: str) -> str:
+    """The words after a text's last placeholder: the same on the page whatever was filled in."""
+    return text.rsplit("}", 1)[-1]

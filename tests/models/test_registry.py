@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import save_file
 from torchvision.models import AlexNet_Weights
 
-from models.registry import alexnet_cache_path, load_alexnet, load_registry, tiny_entry
+from models import tinyweights
+from models.registry import alexnet_cache_path, load_alexnet, load_registry, taught_parts, tiny_entry
 
 
 def test_explicit_file_wins(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -66,6 +67,18 @@ def test_tiny_is_always_available_and_says_whether_it_is_trained() -> None:
     if not entry.trained:
         assert "random" in entry.trained_on
     assert len(entry.classes) == dict(entry.network.named_modules())["classifier.6"].out_features
+
+
+def test_the_listing_says_whether_the_parts_were_taught(tmp_path: Path) -> None:
+    assert taught_parts({}) is None and taught_parts({"parts_task": "where", "parts_weight": 0.0}) is None
+    assert taught_parts({"parts_task": "where", "parts_weight": 1.0, "parts_layer": 3}) == {"task": "where", "layer": 3}
+    # The first parts-task runs had only the naming task and no parts_task field.
+    assert taught_parts({"parts_weight": 1.0}) == {"task": "names", "layer": 4}
+    shutil.copytree(tinyweights.WEIGHTS_DIR, tmp_path / "w")
+    meta = tinyweights.read_meta(tmp_path / "w")
+    meta["train_config"] |= {"parts_task": "where", "parts_weight": 1.0, "parts_layer": 4}
+    tinyweights.write_meta(meta, tmp_path / "w")
+    assert tiny_entry(tmp_path / "w").summary()["taught_parts"] == {"task": "where", "layer": 4}
 
 
 def test_unknown_model_id() -> None:
