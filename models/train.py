@@ -526,10 +526,11 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                    help="BatchNorm after each conv while training, folded away afterwards")
     p.add_argument("--drop-parts", type=float, default=cfg.drop_parts,
                    help="share of training pictures that leave out a random subset of their part types")
-    p.add_argument("--parts-task", choices=PARTS_TASKS, default=cfg.parts_task or None,
-                   help="a second task: name the part types in the picture, or say where each one is")
-    p.add_argument("--parts-weight", type=float, default=cfg.parts_weight,
-                   help="weight of the second task (0 = off)")
+    p.add_argument("--parts-task", choices=PARTS_TASKS, default=None,
+                   help="a second task: name the part types in the picture, or say where each one is "
+                        f"(shipped: {cfg.parts_task or 'none'})")
+    p.add_argument("--parts-weight", type=float, default=None,
+                   help=f"weight of the second task (0 = class labels alone; shipped: {cfg.parts_weight:g})")
     p.add_argument("--parts-layer", type=int, choices=range(1, 6), default=cfg.parts_layer,
                    help="the conv layer (1-5) whose units the part-naming readout reads")
     p.add_argument("--parts-l1", type=float, default=cfg.parts_l1, help="L1 on the part-naming readout")
@@ -537,8 +538,11 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                    help="dropout on the units the part readout reads (not on the class path)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    if (a.parts_weight > 0) != bool(a.parts_task):
-        p.error("--parts-task and --parts-weight go together")
+    # Without either flag the shipped recipe's task; --parts-weight 0 alone turns it off.
+    parts_weight = cfg.parts_weight if a.parts_weight is None else a.parts_weight
+    parts_task = a.parts_task if a.parts_task is not None else (cfg.parts_task if parts_weight > 0 else "")
+    if (parts_weight > 0) != bool(parts_task):
+        p.error("--parts-task needs a --parts-weight above 0, and a --parts-weight above 0 a --parts-task")
     widths = tuple(int(w) for w in a.widths.split(","))
     conv1 = tuple(int(v) for v in a.conv1.split(","))
     if len(widths) != 5 or len(conv1) != 3:
@@ -547,7 +551,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                   seed=a.seed, workers=a.workers, threads=a.threads, out_dir=a.out_dir,
                   widths=widths, conv1_kernel=conv1[0], conv1_stride=conv1[1], conv1_padding=conv1[2],
                   dropout=a.dropout, pool_output=a.pool_output, batchnorm=a.batchnorm,
-                  drop_parts=a.drop_parts, parts_task=a.parts_task or "", parts_weight=a.parts_weight,
+                  drop_parts=a.drop_parts, parts_task=parts_task, parts_weight=parts_weight,
                   parts_layer=a.parts_layer, parts_l1=a.parts_l1, parts_dropout=a.parts_dropout)
     cfg.extra["progress"] = not a.no_progress
     return cfg

@@ -216,7 +216,11 @@ def test_parts_flags() -> None:
     assert (cfg.parts_task, cfg.parts_weight, cfg.parts_layer, cfg.parts_l1, cfg.parts_dropout) == (
         "where", 0.5, 3, 0.002, 0.3)
     assert train.parse_args(["--parts-task", "names", "--parts-weight", "1"]).parts_task == "names"
-    for bad in (["--parts-layer", "6"], ["--parts-task", "what"], ["--parts-weight", "1"], ["--parts-task", "where"]):
+    off = train.parse_args(["--parts-weight", "0"])
+    assert (off.parts_task, off.parts_weight) == ("", 0.0)  # class labels alone, whatever the shipped recipe
+    shipped = train.parse_args([])
+    assert (shipped.parts_task, shipped.parts_weight) == (train.TrainConfig().parts_task, train.TrainConfig().parts_weight)
+    for bad in (["--parts-layer", "6"], ["--parts-task", "what"], ["--parts-task", "where", "--parts-weight", "0"]):
         with pytest.raises(SystemExit):
             train.parse_args(bad)
     with pytest.raises(ValueError, match="parts_task"):
