@@ -86,16 +86,16 @@ class TrainConfig:
     # (image-level labels, never where: each unit max-pooled over its map). "where": where
     # each part type is (its mask at the layer's resolution, one 1x1 readout, balanced
     # cross-entropy).
-    parts_task: str = ""
-    parts_weight: float = 0.0  # 0 = no second task
+    parts_task: str = "where"
+    parts_weight: float = 1.0  # 0 = no second task (class labels alone)
     parts_layer: int = 4  # which conv layer the readout reads (1-5)
     # L1 on the readout's weights, so each part type is read from few units.
-    parts_l1: float = 0.0
+    parts_l1: float = 0.001
     # Dropout on the units the readout reads (the readout's input only; the class path is
     # untouched). AlexNet's dropout before its classifier is what made single conv5 units
     # detect whole objects (the card's *Runs tried*); this is the same pressure on the parts
     # readout: no part type may be read from a code spread over units that only work together.
-    parts_dropout: float = 0.0
+    parts_dropout: float = 0.5
     out_dir: str = str(WEIGHTS_DIR)
     name: str = "tiny"
     extra: dict[str, Any] = field(default_factory=dict)

@@ -141,5 +141,10 @@ def test_reliance_reading_for_a_model_taught_where_the_parts_are() -> None:
     meta = {"metrics": {"dissection": {"targets": {"part_best_iou_conv2_5": {"eye": 0.3, "mouth": 0.25, "ear": 0.1}}}}}
     text = card.reliance_taught(meta, r, 0.12)
     assert f"rank correlation {card.CLASS_LABELS_ALONE_RHO:.2f}" in text and "(0.12)" in text
-    # The least needed part, its class-change rate and its unit, from the numbers given.
+    # The least needed part that has a unit, its class-change rate and its unit, from the numbers given.
     assert "the mouth, whose absence changes the class 1.0 % of the time, has a unit at 0.25" in text
+    meta["metrics"]["dissection"]["targets"]["part_best_iou_conv2_5"]["mouth"] = 0.18
+    assert "the eye, whose absence changes the class 50.0 % of the time, has a unit at 0.30" in card.reliance_taught(
+        meta, r, 0.12)
+    meta["metrics"]["dissection"]["targets"]["part_best_iou_conv2_5"]["eye"] = 0.1
+    assert card.reliance_taught(meta, r, 0.12).endswith("what the answers use (0.12). ")  # no part has a unit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ from torch import nn
 
 from models import train, world
 from models.nets import MiniAlexNet, NetConfig
-from models.tinyweights import META_KEYS, load_checkpoint, load_tiny
+from models.tinyweights import META_KEYS, WEIGHTS_DIR, load_checkpoint, load_tiny, read_meta
 
 TINY = train.TrainConfig(input_size=64, steps=6, batch_size=22, widths=(8, 8, 8, 8, 8), conv1_kernel=5,
                          conv1_stride=2, hidden=16, workers=0, threads=1, val_images=22, val_every=3)
@@ -107,7 +107,8 @@ def test_recipe_flags_reach_the_network() -> None:
     assert not train.parse_args([]).batchnorm  # the shipped recipe trains without BatchNorm
     assert not train.parse_args(["--no-batchnorm"]).batchnorm
     assert train.parse_args([]).drop_parts == 0.0  # the shipped recipe draws every part
-    assert (train.parse_args([]).parts_task, train.parse_args([]).parts_weight) == ("", 0.0)  # and learns classes only
+    shipped = train.parse_args([])  # and also says where the parts are, through a dropped-out readout
+    assert (shipped.parts_task, shipped.parts_weight, shipped.parts_dropout) == ("where", 1.0, 0.5)
     assert train.parse_args(["--drop-parts", "0.5"]).drop_parts == 0.5
 
 
@@ -210,7 +211,7 @@ def test_naming_parts_lowers_the_parts_loss() -> None:
     assert losses[-1] < 0.8 * blind, (losses, blind)
 
 
-def test_parts_flags() -> None:
+def test_parts_flags(tmp_path) -> None:
     cfg = train.parse_args(["--parts-task", "where", "--parts-weight", "0.5", "--parts-layer", "3",
                             "--parts-l1", "0.002", "--parts-dropout", "0.3"])
     assert (cfg.parts_task, cfg.parts_weight, cfg.parts_layer, cfg.parts_l1, cfg.parts_dropout) == (
@@ -219,12 +220,13 @@ def test_parts_flags() -> None:
     off = train.parse_args(["--parts-weight", "0"])
     assert (off.parts_task, off.parts_weight) == ("", 0.0)  # class labels alone, whatever the shipped recipe
     shipped = train.parse_args([])
-    assert (shipped.parts_task, shipped.parts_weight) == (train.TrainConfig().parts_task, train.TrainConfig().parts_weight)
+    default = train.TrainConfig()
+    assert (shipped.parts_task, shipped.parts_weight) == (default.parts_task, default.parts_weight)
     for bad in (["--parts-layer", "6"], ["--parts-task", "what"], ["--parts-task", "where", "--parts-weight", "0"]):
         with pytest.raises(SystemExit):
             train.parse_args(bad)
     with pytest.raises(ValueError, match="parts_task"):
-        train.train(replace(TINY, parts_weight=1.0), progress=False)
+        train.train(replace(TINY, parts_task="what", parts_weight=1.0, out_dir=str(tmp_path)), progress=False)
 
 
 def test_layer_alignment_is_where_the_layers_pixels_sit() -> None:
@@ -314,8 +316,18 @@ def test_saying_where_parts_are_trains_and_ships_the_plain_network(tmp_path) -> 
     assert set(load_file(str(tmp_path / "tiny.safetensors"))) == set(MiniAlexNet(cfg.net_config()).state_dict())
 
 
+def test_the_default_config_is_the_shipped_recipe() -> None:
+    """`python -m models.train` with no flags trains what ships (the card says so)."""
+    shipped = read_meta(WEIGHTS_DIR)["train_config"]
+    default = asdict(train.TrainConfig())
+    for key in ("out_dir", "extra"):  # where a run writes, and per-run extras, are not the recipe
+        shipped.pop(key, None)
+        default.pop(key)
+    assert shipped == json.loads(json.dumps(default))
+
+
 def test_trained_on_says_what_the_network_was_taught() -> None:
-    plain = train.trained_on(train.TrainConfig())
+    plain = train.trained_on(replace(train.TrainConfig(), parts_task="", parts_weight=0.0))
     assert "480,000" in plain and "world seed 1" in plain and "conv" not in plain
     where = train.trained_on(replace(train.TrainConfig(), parts_task="where", parts_weight=1.0))
     assert where.startswith(plain) and "conv4 was trained to say where each part type is" in where
