@@ -527,27 +527,27 @@ RUNS_TRIED: tuple[tuple[str, str, str, str, str, str, str], ...] = (
      "2 of 12", "6 of 10", "11 of 12"),
     ("one shape per part", "second shipped on a world where every mouth is one smile arc, every ear one "
      "ellipse, every window a rectangle", "97.70 %", "23", "1 of 12", "5 of 10", "mouth 0.13, ear 0.16"),
-    ("no BatchNorm, short", "shipped recipe stopped at 4,500 steps", "96.05 %", "23.0", "2 of 12", "8 of 10",
+    ("no BatchNorm, short", "*class labels alone* stopped at 4,500 steps", "96.05 %", "23.0", "2 of 12", "8 of 10",
      "5 of 12"),
     ("dropout 0.5 alone", "second shipped with dropout 0.5 (BatchNorm kept, lr 0.05, 4,500 steps)", "97.30 %",
      "22.6", "0 of 12", "10 of 10", "8 of 12"),
-    ("no BatchNorm, longer", "shipped recipe trained for 9,000 steps", "97.95 %", "43.8", "2 of 12", "10 of 10",
+    ("no BatchNorm, longer", "*class labels alone* trained for 9,000 steps", "97.95 %", "43.8", "2 of 12", "10 of 10",
      "5 of 12"),
-    ("misplaced parts", "shipped recipe on a world where half the scrambled objects are a real object with "
+    ("misplaced parts", "*class labels alone* on a world where half the scrambled objects are a real object with "
      "one part type moved far from its place (a mouth on the forehead)", "95.30 %", "35.4", "2 of 12",
      "8 of 10", "5 of 12"),
-    ("parts left out", "shipped recipe; half the training pictures leave out a random subset of their object's "
+    ("parts left out", "*class labels alone*; half the training pictures leave out a random subset of their object's "
      "part types, at least one kept (`--drop-parts 0.5`)", "96.35 %", "33.8", "2 of 12", "10 of 10", "5 of 12"),
-    ("parts alike", "shipped recipe on a world where each part type looks the same in every class (solid wheels on "
-     "bicycles too, plain rectangular windows on houses and boats, round eyes on cats, one smile arc for every "
-     "mouth, triangles for every ear, nose and fin, a flower stem shaped like a thin trunk)", "96.75 %", "37.3",
+    ("parts alike", "*class labels alone* on a world where each part type looks the same in every class (solid "
+     "wheels on bicycles too, plain rectangular windows on houses and boats, round eyes on cats, one smile arc for "
+     "every mouth, triangles for every ear, nose and fin, a flower stem shaped like a thin trunk)", "96.75 %", "37.3",
      "3 of 12", "10 of 10", "6 of 12"),
-    ("naming parts", "shipped recipe of 2026-11-25 plus a second task: name the part types in the picture "
+    ("naming parts", "*class labels alone* plus a second task: name the part types in the picture "
      "(image-level labels, never where; conv4's units max-pooled over the map, a linear readout, L1 0.001), with "
      "20 % of the pictures leaving out some part types so that the names do not follow from the class "
      "(`--parts-task names --parts-weight 1 --drop-parts 0.2`)", "97.25 %", "35.3", "5 of 12", "9 of 10",
      "6 of 12"),
-    ("saying where parts are", "shipped recipe of 2026-11-25 plus a second task: say where each part type is (its "
+    ("saying where parts are", "*class labels alone* plus a second task: say where each part type is (its "
      "mask at conv4's resolution, a 1x1 readout of conv4's units, balanced cross-entropy, L1 0.001; no unit "
      "assigned a part) (`--parts-task where --parts-weight 1 --parts-l1 0.001`)", "98.15 %", "37.3", "6 of 12",
      "9 of 10", "12 of 12"),

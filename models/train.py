@@ -11,7 +11,9 @@ and 100 % of the steps, so the page can show the first layer being learned.
 
 ``--parts-task names|where`` adds a second task about the parts (which are in the picture,
 or where each one is), read from one conv layer through a readout that is dropped before
-shipping. The shipped recipe has none; the runs with one are in the model card's *Runs tried*.
+shipping. The shipped recipe says where each part is, from conv4, with dropout on the units the
+readout reads (``--parts-dropout``); ``--parts-weight 0`` trains on the class labels alone. The
+runs of each recipe are in the model card's *Runs tried*.
 """
 
 from __future__ import annotations
@@ -532,8 +534,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--parts-weight", type=float, default=None,
                    help=f"weight of the second task (0 = class labels alone; shipped: {cfg.parts_weight:g})")
     p.add_argument("--parts-layer", type=int, choices=range(1, 6), default=cfg.parts_layer,
-                   help="the conv layer (1-5) whose units the part-naming readout reads")
-    p.add_argument("--parts-l1", type=float, default=cfg.parts_l1, help="L1 on the part-naming readout")
+                   help="the conv layer (1-5) whose units the parts readout reads")
+    p.add_argument("--parts-l1", type=float, default=cfg.parts_l1, help="L1 on the parts readout's weights")
     p.add_argument("--parts-dropout", type=float, default=cfg.parts_dropout,
                    help="dropout on the units the part readout reads (not on the class path)")
     p.add_argument("--no-progress", action="store_true")
