@@ -21,7 +21,7 @@ import numpy as np
 
 from models import world
 from models.dissect import CONV_LAYERS, TARGET_IOU
-from models.tinyweights import WEIGHTS_DIR, read_meta
+from models.tinyweights import WEIGHTS_DIR, read_meta, taught_parts
 from models.train import PRESENT_PIXELS
 
 CARD_FILE = "MODEL_CARD.md"
@@ -117,16 +117,17 @@ def batchnorm_line(cfg: dict[str, Any]) -> str:
 
 def parts_task_line(cfg: dict[str, Any]) -> list[str]:
     """The training's second task, about the parts, when the recipe has one."""
-    if not cfg.get("parts_weight"):
+    taught = taught_parts(cfg)
+    if taught is None:
         return []
-    layer = cfg["parts_layer"]
+    layer = taught["layer"]
     units = f"conv{layer}'s {cfg['widths'][layer - 1]} units"
     l1 = (f"; L1 {cfg['parts_l1']} on the readout, so each part type is read from few units"
           if cfg.get("parts_l1") else "")
     if cfg.get("parts_dropout"):
         l1 += (f"; dropout {cfg['parts_dropout']} on the units the readout reads (not on the class path), as "
                "AlexNet's dropout before its classifier")
-    if cfg.get("parts_task") == "where":
+    if taught["task"] == "where":
         line = (f"- **A second task while training: say where each part type is.** Each part type's mask at "
                 f"conv{layer}'s resolution (every map pixel: the part's share of the stride-wide window around its "
                 f"receptive-field centre, as the *ideal unit* below) is the target of a 1x1 readout of {units} "
@@ -399,7 +400,7 @@ def reliance_section(meta: dict[str, Any]) -> str:
                "best single unit IoU", "unit >= 0.20"], rows),
         "",
         f"Rank correlation between how much the classifier needs a part and its best unit's IoU: {rho:.2f}. "
-        + (reliance_taught(meta, r, rho) if meta["train_config"].get("parts_task") == "where" else
+        + (reliance_taught(meta, r, rho) if (taught_parts(meta["train_config"]) or {}).get("task") == "where" else
            "The parts a single unit detects are the parts the answers depend on; where the classes can be told "
            "apart without looking at a part (a mouth is in every face, cat and fish alike), nothing pushes a unit "
            "to find it. ")
@@ -562,15 +563,15 @@ RUNS_TRIED: tuple[tuple[str, str, str, str, str, str, str], ...] = (
 
 def parts_task_recipe(cfg: dict[str, Any]) -> str:
     """The parts task in a recipe's one-line summary ("" without one)."""
-    if not cfg.get("parts_weight"):
+    taught = taught_parts(cfg)
+    if taught is None:
         return ""
-    task = cfg.get("parts_task") or "names"  # the first runs with a parts task had only this one
-    said = "where each part type is" if task == "where" else "which part types are in the picture"
-    flags = f"--parts-task {task} --parts-weight {cfg['parts_weight']:g}"
+    said = "where each part type is" if taught["task"] == "where" else "which part types are in the picture"
+    flags = f"--parts-task {taught['task']} --parts-weight {cfg['parts_weight']:g}"
     for key in ("parts_l1", "parts_dropout"):
         if cfg.get(key):
             flags += f" --{key.replace('_', '-')} {cfg[key]:g}"
-    return f"; a second task, saying {said} from conv{cfg['parts_layer']} (`{flags}`)"
+    return f"; a second task, saying {said} from conv{taught['layer']} (`{flags}`)"
 
 
 def runs_section(meta: dict[str, Any]) -> list[str]:
@@ -586,7 +587,7 @@ def runs_section(meta: dict[str, Any]) -> list[str]:
               + parts_task_recipe(cfg))
     shipped = ["**shipped**", recipe, pct(m["accuracy"], 2), f"{m['training_seconds'] / 60:.1f}", reached(parts),
                reached(objects), reached(combos) if combos else "not measured"]
-    taught = bool(cfg.get("parts_weight"))
+    taught = taught_parts(cfg) is not None
     rows = [list(r) for r in RUNS_TRIED] + ([list(CLASS_LABELS_ALONE)] if taught else []) + [shipped]
     missing = sorted((p for p, v in parts.items() if v < TARGET_IOU), key=lambda p: parts[p])
     weak = [f"{p} {combos[p]:.2f}" for p in missing if combos and combos[p] < TARGET_IOU]
@@ -668,7 +669,7 @@ PARTS_DROPOUT = (
 def parts_dropout_reading(meta: dict[str, Any]) -> str:
     """The dropout paragraph, with what it gave the shipped model when that is its recipe."""
     cfg = meta["train_config"]
-    if not (cfg.get("parts_task") == "where" and cfg.get("parts_dropout")):
+    if not ((taught_parts(cfg) or {}).get("task") == "where" and cfg.get("parts_dropout")):
         return PARTS_DROPOUT + " The shipped model was trained without it (*Runs tried*)."
     t = meta["metrics"]["dissection"]["targets"]
     parts, objects = t["part_best_iou_conv2_5"], t["object_best_iou_conv5"]

@@ -103,13 +103,6 @@ def prepare_for_serving(network: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------- tiny
 
 
-def taught_parts(train_config: dict[str, Any]) -> dict[str, Any] | None:
-    """The parts task a training config had besides the classes (None without one)."""
-    if not train_config.get("parts_weight"):
-        return None
-    return {"task": train_config.get("parts_task") or "names", "layer": int(train_config.get("parts_layer", 4))}
-
-
 def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
     """Our MiniAlexNet. Without shipped weights it is served untrained, and says so."""
     if (weights_dir / tinyweights.META_FILE).exists():
@@ -122,7 +115,7 @@ def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
         metrics = dict(meta.get("metrics", {}))
         checkpoints = list(meta.get("checkpoints", []))
         source = str(weights_dir / tinyweights.WEIGHTS_FILE)
-        taught = taught_parts(meta.get("train_config", {}))
+        taught = tinyweights.taught_parts(meta.get("train_config", {}))
     else:
         config = NetConfig()
         torch.manual_seed(0)

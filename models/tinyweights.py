@@ -43,6 +43,15 @@ def write_meta(meta: dict[str, Any], weights_dir: Path | str = WEIGHTS_DIR) -> N
     (Path(weights_dir) / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
 
 
+def taught_parts(train_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The second training task about the parts a recipe had besides the classes
+    ({"task": "where" or "names", "layer": 1-5}), or None when it learnt from class labels alone."""
+    if not train_config.get("parts_weight"):
+        return None
+    # The first runs with a parts task had only the naming one, and no parts_task field.
+    return {"task": train_config.get("parts_task") or "names", "layer": int(train_config.get("parts_layer", 4))}
+
+
 def state_to_model(state: dict[str, torch.Tensor], config: NetConfig) -> MiniAlexNet:
     model = MiniAlexNet(config)
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)

@@ -537,7 +537,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                    help="the conv layer (1-5) whose units the parts readout reads")
     p.add_argument("--parts-l1", type=float, default=cfg.parts_l1, help="L1 on the parts readout's weights")
     p.add_argument("--parts-dropout", type=float, default=cfg.parts_dropout,
-                   help="dropout on the units the part readout reads (not on the class path)")
+                   help="dropout on the units the parts readout reads (not on the class path)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     # Without either flag the shipped recipe's task; --parts-weight 0 alone turns it off.

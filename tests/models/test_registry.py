@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from torchvision.models import AlexNet_Weights
 
 from models import tinyweights
-from models.registry import alexnet_cache_path, load_alexnet, load_registry, taught_parts, tiny_entry
+from models.registry import alexnet_cache_path, load_alexnet, load_registry, tiny_entry
 
 
 def test_explicit_file_wins(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -70,6 +70,7 @@ def test_tiny_is_always_available_and_says_whether_it_is_trained() -> None:
 
 
 def test_the_listing_says_whether_the_parts_were_taught(tmp_path: Path) -> None:
+    taught_parts = tinyweights.taught_parts
     assert taught_parts({}) is None and taught_parts({"parts_task": "where", "parts_weight": 0.0}) is None
     assert taught_parts({"parts_task": "where", "parts_weight": 1.0, "parts_layer": 3}) == {"task": "where", "layer": 3}
     # The first parts-task runs had only the naming task and no parts_task field.
