@@ -98,6 +98,11 @@ class TrainConfig:
     # detect whole objects (the card's *Runs tried*); this is the same pressure on the parts
     # readout: no part type may be read from a code spread over units that only work together.
     parts_dropout: float = 0.5
+    # Each part type's weight in the parts loss: its mean area (in pixels, where it shows)
+    # to the power -parts_area_power, scaled to a mean of 1; 0 weighs every part type alike.
+    # Balanced cross-entropy already stops a small part drowning in background, but a part
+    # a few pixels wide still gives a unit little to be right about (see part_weights).
+    parts_area_power: float = 0.0
     out_dir: str = str(WEIGHTS_DIR)
     name: str = "tiny"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -237,11 +242,35 @@ class PartsMapReadout(nn.Module):
         return self.linear(maps)
 
 
-def balanced_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+# How many training pictures part_weights measures the parts' areas on (a few seconds).
+AREA_IMAGES = 2000
+
+
+def part_weights(world_seed: int, power: float, size: int, images: int = AREA_IMAGES) -> torch.Tensor:
+    """Per part type (world.PARTS order): mean area where it shows ** -power, mean 1.
+
+    Measured on the first ``images`` training pictures, so the weights are a function of
+    the config alone, and rounded to two decimals so the metadata can say them plainly."""
+    if power == 0:
+        return torch.ones(len(world.PARTS))
+    area = np.zeros(len(world.PARTS))
+    seen = np.zeros(len(world.PARTS))
+    for i in range(images):
+        s = world.generate(world_seed, i, size)
+        px = np.array([s.part_masks[p].sum() for p in world.PARTS], dtype=np.float64)
+        area += px
+        seen += px > 0
+    w = (area / np.maximum(seen, 1)) ** -power
+    return torch.tensor(np.round(w / w.mean(), 2), dtype=torch.float32)
+
+
+def balanced_bce_loss(logits: torch.Tensor, target: torch.Tensor,
+                      weights: torch.Tensor | None = None) -> torch.Tensor:
     """Per-pixel cross-entropy against each part type's share of the pixel, with the part's
     pixels and the rest weighted half and half over the batch, so a small part counts as
     much as a large one (plain cross-entropy would be nearly all background). Unlike a soft
-    IoU it cannot stall: its gradient is p - t however sure the readout is."""
+    IoU it cannot stall: its gradient is p - t however sure the readout is. ``weights``:
+    one per part type, for a weighted mean over the part types the batch shows."""
     pos = target.sum(dim=(0, 2, 3))
     neg = (1 - target).sum(dim=(0, 2, 3))
     on = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none")
@@ -249,7 +278,11 @@ def balanced_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     present = pos > 0  # a part type absent from the whole batch says nothing
     per_part = ((target * on).sum(dim=(0, 2, 3)) / pos.clamp(min=1e-6)
                 + ((1 - target) * off).sum(dim=(0, 2, 3)) / neg.clamp(min=1e-6)) / 2
-    return per_part[present].mean() if bool(present.any()) else logits.sum() * 0.0
+    if not bool(present.any()):
+        return logits.sum() * 0.0
+    if weights is None:
+        return per_part[present].mean()
+    return (per_part * weights)[present].sum() / weights[present].sum()
 
 
 def layer_alignment(net: MiniAlexNet, conv: int, input_size: int) -> tuple[Alignment, int]:
@@ -335,7 +368,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    parts_loss_fn = nn.BCEWithLogitsLoss() if cfg.parts_task == "names" else balanced_bce_loss
+    weights = part_weights(cfg.world_seed, cfg.parts_area_power, cfg.input_size)
+    parts_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
+        nn.BCEWithLogitsLoss() if cfg.parts_task == "names"
+        else partial(balanced_bce_loss, weights=weights if cfg.parts_area_power else None))
 
     data = WorldDataset(cfg.world_seed, cfg.steps * cfg.batch_size, cfg.input_size, drop_parts=cfg.drop_parts,
                         part_targets=part_targets)
@@ -538,6 +574,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--parts-l1", type=float, default=cfg.parts_l1, help="L1 on the parts readout's weights")
     p.add_argument("--parts-dropout", type=float, default=cfg.parts_dropout,
                    help="dropout on the units the parts readout reads (not on the class path)")
+    p.add_argument("--parts-area-power", type=float, default=cfg.parts_area_power,
+                   help="weigh each part type by its mean area to this power, negated (0 = all alike)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     # Without either flag the shipped recipe's task; --parts-weight 0 alone turns it off.
@@ -554,7 +592,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                   widths=widths, conv1_kernel=conv1[0], conv1_stride=conv1[1], conv1_padding=conv1[2],
                   dropout=a.dropout, pool_output=a.pool_output, batchnorm=a.batchnorm,
                   drop_parts=a.drop_parts, parts_task=parts_task, parts_weight=parts_weight,
-                  parts_layer=a.parts_layer, parts_l1=a.parts_l1, parts_dropout=a.parts_dropout)
+                  parts_layer=a.parts_layer, parts_l1=a.parts_l1, parts_dropout=a.parts_dropout,
+                  parts_area_power=a.parts_area_power)
     cfg.extra["progress"] = not a.no_progress
     return cfg
 

@@ -281,6 +281,40 @@ def test_balanced_cross_entropy_weighs_a_parts_pixels_as_much_as_the_rest() -> N
     assert train.balanced_bce_loss(logits, torch.zeros_like(target)).item() == 0.0
 
 
+def test_part_weights_make_a_weighted_mean_over_the_part_types_in_the_batch() -> None:
+    target = torch.zeros(1, 3, 2, 2)
+    target[0, 0, 0, 0] = 1.0
+    target[0, 1, 1, 1] = 1.0  # part 2 absent: its weight must not count
+    logits = torch.zeros(1, 3, 2, 2)
+    logits[0, 1, 1, 1] = 3.0
+
+    def bce(z: float, t: float) -> float:
+        p = 1 / (1 + math.exp(-z))
+        return -(t * math.log(p) + (1 - t) * math.log(1 - p))
+
+    part0 = (bce(0.0, 1) + bce(0.0, 0)) / 2
+    part1 = (bce(3.0, 1) + bce(0.0, 0)) / 2
+    weights = torch.tensor([1.0, 3.0, 100.0])
+    assert train.balanced_bce_loss(logits, target, weights).item() == pytest.approx((part0 + 3 * part1) / 4, rel=1e-6)
+    assert train.balanced_bce_loss(logits, target).item() == pytest.approx((part0 + part1) / 2, rel=1e-6)
+
+
+def test_part_weights_follow_the_parts_areas_in_the_training_pictures() -> None:
+    assert train.part_weights(1, 0.0, 128).tolist() == [1.0] * len(world.PARTS)
+    images = 40
+    samples = [world.generate(1, i, 128) for i in range(images)]
+    mean_area = []
+    for p in world.PARTS:  # mean over the pictures that show the part type
+        shown = [float(s.part_masks[p].sum()) for s in samples if s.part_masks[p].any()]
+        mean_area.append(sum(shown) / len(shown))
+    raw = [a ** -0.5 for a in mean_area]
+    expected = [round(r / (sum(raw) / len(raw)), 2) for r in raw]
+    got = train.part_weights(1, 0.5, 128, images=images)
+    assert got.tolist() == pytest.approx(expected, abs=0.006)
+    # Smaller parts weigh more: the mouth (a few pixels) above the leaf (a large blob).
+    assert got[world.PARTS.index("mouth")] > 1 > got[world.PARTS.index("leaf")]
+
+
 def test_saying_where_parts_are_lowers_that_loss_from_the_start() -> None:
     """From a fresh He-initialized network, as a run starts (a soft-IoU loss stalled there)."""
     torch.manual_seed(5)
