@@ -610,6 +610,8 @@ def parts_task_recipe(cfg: dict[str, Any]) -> str:
     for key in ("parts_l1", "parts_dropout", "parts_area_power"):
         if cfg.get(key):
             flags += f" --{key.replace('_', '-')} {cfg[key]:g}"
+    if cfg.get("parts_readout", "linear") != "linear":
+        flags += f" --parts-readout {cfg['parts_readout']} --parts-final-temperature {cfg['parts_final_temperature']:g}"
     return f"; a second task, saying {said} from conv{taught['layer']} (`{flags}`)"
 
 

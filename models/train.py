@@ -103,6 +103,11 @@ class TrainConfig:
     # Balanced cross-entropy already stops a small part drowning in background, but a part
     # a few pixels wide still gives a unit little to be right about (see part_weights).
     parts_area_power: float = 0.0
+    # "linear": each part type read from any mix of the layer's units (a 1x1 convolution).
+    # "one-unit": each part type read from one unit, which training chooses (PartsUnitReadout:
+    # a softmax over the units sharpened from temperature 1 to parts_final_temperature).
+    parts_readout: str = "linear"
+    parts_final_temperature: float = 0.05
     out_dir: str = str(WEIGHTS_DIR)
     name: str = "tiny"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -264,6 +269,32 @@ def part_weights(world_seed: int, power: float, size: int, images: int = AREA_IM
     return torch.tensor(np.round(w / w.mean(), 2), dtype=torch.float32)
 
 
+class PartsUnitReadout(nn.Module):
+    """Where each part type is, read from a single unit of the layer per part type: a
+    softmax over the units (no unit chosen in advance: the training picks it), times a
+    positive gain, plus a bias. ``temperature`` falls over training, so the mix becomes
+    one unit and that unit alone must say where its part is. Used only while training."""
+
+    def __init__(self, units: int, parts: int = len(world.PARTS)) -> None:
+        super().__init__()
+        self.select = nn.Parameter(torch.randn(parts, units) * 0.01)  # near-uniform, ties broken
+        self.log_gain = nn.Parameter(torch.zeros(parts))
+        self.bias = nn.Parameter(torch.zeros(parts))
+        self.temperature = 1.0
+
+    def weights(self) -> torch.Tensor:
+        return torch.softmax(self.select / self.temperature, dim=1)  # parts x units
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        mixed = torch.einsum("ku,buhw->bkhw", self.weights(), maps)
+        return mixed * self.log_gain.exp().view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+def select_temperature(step: int, cfg: TrainConfig) -> float:
+    """Geometric from 1 at the start to cfg.parts_final_temperature at the last step."""
+    return float(cfg.parts_final_temperature ** (step / max(1, cfg.steps)))
+
+
 def balanced_bce_loss(logits: torch.Tensor, target: torch.Tensor,
                       weights: torch.Tensor | None = None) -> torch.Tensor:
     """Per-pixel cross-entropy against each part type's share of the pixel, with the part's
@@ -354,16 +385,20 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if cfg.parts_weight > 0 and cfg.parts_task not in PARTS_TASKS:
         raise ValueError(f"parts_task must be one of {PARTS_TASKS}, not {cfg.parts_task!r}")
     units = cfg.widths[cfg.parts_layer - 1]
-    readout: PartsReadout | PartsMapReadout | None = None
+    if cfg.parts_readout not in ("linear", "one-unit"):
+        raise ValueError(f"parts_readout must be 'linear' or 'one-unit', not {cfg.parts_readout!r}")
+    readout: PartsReadout | PartsMapReadout | PartsUnitReadout | None = None
     part_targets: Callable[[world.Sample], torch.Tensor] | None = None
     if cfg.parts_task == "names" and cfg.parts_weight > 0:
         readout, part_targets = PartsReadout(units), parts_present
     elif cfg.parts_task == "where" and cfg.parts_weight > 0:
         align, side = layer_alignment(net, cfg.parts_layer, cfg.input_size)
-        readout, part_targets = PartsMapReadout(units), partial(parts_where, align=align, map_size=side)
+        readout = PartsMapReadout(units) if cfg.parts_readout == "linear" else PartsUnitReadout(units)
+        part_targets = partial(parts_where, align=align, map_size=side)
     params = [*model.named_parameters(), *(readout.named_parameters() if readout is not None else [])]
-    decay = [p for n, p in params if p.ndim > 1]
-    no_decay = [p for n, p in params if p.ndim <= 1]
+    # The unit selection's logits are not weights to shrink: decay would pull them back to a mix.
+    decay = [p for n, p in params if p.ndim > 1 and n != "select"]
+    no_decay = [p for n, p in params if p.ndim <= 1 or n == "select"]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
@@ -413,11 +448,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             logits, tapped = model.forward_tapped(normalize(images), cfg.parts_layer)
             if cfg.parts_dropout > 0:
                 tapped = F.dropout(tapped, cfg.parts_dropout, training=True)
+            if isinstance(readout, PartsUnitReadout):
+                readout.temperature = select_temperature(step - 1, cfg)
             parts_loss = parts_loss_fn(readout(tapped), targets)
             run_parts += parts_loss.item()
             class_loss = loss_fn(logits, labels)
             loss = class_loss + cfg.parts_weight * parts_loss
-            if cfg.parts_l1 > 0:
+            if cfg.parts_l1 > 0 and not isinstance(readout, PartsUnitReadout):
                 loss = loss + cfg.parts_l1 * readout.linear.weight.abs().sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -502,7 +539,8 @@ def trained_on(cfg: TrainConfig) -> str:
         text += (f" Besides each picture's class, conv{cfg.parts_layer} was trained to say "
                  + ("where each part type is (its mask)" if cfg.parts_task == "where"
                     else "which part types are in the picture (never where)")
-                 + ", through a readout that was then removed.")
+                 + (", through a readout that was then removed." if cfg.parts_readout == "linear" else
+                    ", each part type by one unit the training chose (its readout was then removed)."))
     return text
 
 
@@ -574,6 +612,10 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--parts-l1", type=float, default=cfg.parts_l1, help="L1 on the parts readout's weights")
     p.add_argument("--parts-dropout", type=float, default=cfg.parts_dropout,
                    help="dropout on the units the parts readout reads (not on the class path)")
+    p.add_argument("--parts-readout", choices=("linear", "one-unit"), default=cfg.parts_readout,
+                   help="read each part type from any mix of units, or from one unit that training chooses")
+    p.add_argument("--parts-final-temperature", type=float, default=cfg.parts_final_temperature,
+                   help="the one-unit readout's softmax temperature at the last step (from 1)")
     p.add_argument("--parts-area-power", type=float, default=cfg.parts_area_power,
                    help="weigh each part type by its mean area to this power, negated (0 = all alike)")
     p.add_argument("--no-progress", action="store_true")
@@ -593,7 +635,8 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                   dropout=a.dropout, pool_output=a.pool_output, batchnorm=a.batchnorm,
                   drop_parts=a.drop_parts, parts_task=parts_task, parts_weight=parts_weight,
                   parts_layer=a.parts_layer, parts_l1=a.parts_l1, parts_dropout=a.parts_dropout,
-                  parts_area_power=a.parts_area_power)
+                  parts_area_power=a.parts_area_power, parts_readout=a.parts_readout,
+                  parts_final_temperature=a.parts_final_temperature)
     cfg.extra["progress"] = not a.no_progress
     return cfg
 

@@ -367,3 +367,25 @@ def test_trained_on_says_what_the_network_was_taught() -> None:
     assert where.startswith(plain) and "conv4 was trained to say where each part type is" in where
     names = train.trained_on(replace(train.TrainConfig(), parts_task="names", parts_weight=1.0, parts_layer=5))
     assert "conv5" in names and "never where" in names
+    one = train.trained_on(replace(train.TrainConfig(), parts_readout="one-unit"))
+    assert "one unit the training chose" in one and "one unit" not in where
+
+
+def test_the_one_unit_readout_learns_to_read_the_unit_that_finds_the_part() -> None:
+    torch.manual_seed(0)
+    target = (torch.rand(32, 1, 6, 6) > 0.7).float()
+    maps = torch.rand(32, 5, 6, 6)  # four units of noise
+    maps[:, 3] = target[:, 0] * 2.0  # unit 3 is where the part is
+    readout = train.PartsUnitReadout(5, parts=1)
+    cfg = replace(train.TrainConfig(), steps=300, parts_final_temperature=0.05)
+    opt = torch.optim.SGD(readout.parameters(), lr=0.5)
+    for step in range(cfg.steps):
+        readout.temperature = train.select_temperature(step, cfg)
+        loss = train.balanced_bce_loss(readout(maps), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert train.select_temperature(0, cfg) == 1.0
+    assert train.select_temperature(cfg.steps, cfg) == pytest.approx(0.05)
+    w = readout.weights()[0].detach()
+    assert int(w.argmax()) == 3 and float(w[3]) > 0.99
