@@ -600,7 +600,7 @@ CUDA_DRAWS_READING = (
     "others fell below (wheel and door on the GPU; door, ear and fin on the CPU). No recipe tried gives every "
     "part type a unit at once; a recipe that does would have to lift most part types well clear of 0.20, not "
     "trade one for another. Reading each part type from one unit that the training chooses (*one unit per part*) "
-    "did lift some well clear (window 0.42, roof 0.45, eye 0.32: the best single units of any run) but not mouth, "
+    "did lift some well clear (window 0.42, roof 0.45, eye 0.32; the shipped model's best is 0.29) but not mouth, "
     "petal or fin (0.16-0.17), and conv5 lost its object units (1 of 10)."
 )
 
