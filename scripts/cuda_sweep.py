@@ -116,7 +116,9 @@ def train_one(cfg: TrainConfig, data: Path, device: str) -> MiniAlexNet:
     if taught and cfg.parts_task != "where":
         raise ValueError("the sweep trains the 'where' parts task or none")
     readout = PartsMapReadout(cfg.widths[cfg.parts_layer - 1]).to(device)
-    weights = part_weights(cfg.world_seed, cfg.parts_area_power, cfg.input_size).to(device)
+    # As models.train: no weights at all for power 0, so the loss is the plain mean.
+    weights = part_weights(cfg.world_seed, cfg.parts_area_power, cfg.input_size).to(device) \
+        if cfg.parts_area_power else None
     params = [*model.named_parameters(), *(readout.named_parameters() if taught else [])]
     opt = torch.optim.SGD([{"params": [p for _, p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
                            {"params": [p for _, p in params if p.ndim <= 1], "weight_decay": 0.0}],
@@ -139,8 +141,7 @@ def train_one(cfg: TrainConfig, data: Path, device: str) -> MiniAlexNet:
             if cfg.parts_dropout > 0:
                 tapped = F.dropout(tapped, cfg.parts_dropout, training=True)
             t = torch.from_numpy(arrays["targets"][idx].astype(np.float32)).to(device)
-            w = weights if cfg.parts_area_power else None
-            loss = (loss + cfg.parts_weight * balanced_bce_loss(readout(tapped), t, w)
+            loss = (loss + cfg.parts_weight * balanced_bce_loss(readout(tapped), t, weights)
                     + cfg.parts_l1 * readout.linear.weight.abs().sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
