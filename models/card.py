@@ -122,12 +122,29 @@ def parts_task_line(cfg: dict[str, Any]) -> list[str]:
         return []
     layer = taught["layer"]
     units = f"conv{layer}'s {cfg['widths'][layer - 1]} units"
+    readout = cfg.get("parts_readout", "linear")
     l1 = (f"; L1 {cfg['parts_l1']} on the readout, so each part type is read from few units"
-          if cfg.get("parts_l1") else "")
+          if cfg.get("parts_l1") and readout == "linear" else "")
     if cfg.get("parts_dropout"):
         l1 += (f"; dropout {cfg['parts_dropout']} on the units the readout reads (not on the class path), as "
                "AlexNet's dropout before its classifier")
-    if taught["task"] == "where":
+    if taught["task"] == "where" and readout != "linear":
+        width = cfg["widths"][layer - 1]
+        how = (f"unit k of conv{layer} alone is part type k's readout (units 0-{len(world.PARTS) - 1}, in the order "
+               f"{', '.join(world.PARTS)}), given before training; the other {width - len(world.PARTS)} units get "
+               "no pull from this task" if readout == "assigned" else
+               f"each part type is read from one of {units}, which the training chooses (a softmax over the units "
+               f"sharpened from temperature 1 to {cfg.get('parts_final_temperature')})")
+        line = (f"- **A second task while training: say where each part type is, each in one unit.** Each part "
+                f"type's mask at conv{layer}'s resolution (every map pixel: the part's share of the stride-wide window "
+                f"around its receptive-field centre, as the *ideal unit* below) is the target of one unit's map "
+                f"times a learnt positive gain plus a bias (cross-entropy with a part's pixels and the rest weighted "
+                f"half and half, weight {cfg['parts_weight']}{l1}): {how}. The gains and biases are dropped before "
+                "shipping: the shipped network is the `MiniAlexNet` alone, and the dissection below measures whether "
+                f"those units became detectors on pictures training never saw. **So the part detectors of conv{layer} "
+                "were taught, not found by the class labels alone**: the *class labels alone* run (*Runs tried*) is "
+                "what those give.")
+    elif taught["task"] == "where":
         line = (f"- **A second task while training: say where each part type is.** Each part type's mask at "
                 f"conv{layer}'s resolution (every map pixel: the part's share of the stride-wide window around its "
                 f"receptive-field centre, as the *ideal unit* below) is the target of a 1x1 readout of {units} "
@@ -618,11 +635,15 @@ def parts_task_recipe(cfg: dict[str, Any]) -> str:
         return ""
     said = "where each part type is" if taught["task"] == "where" else "which part types are in the picture"
     flags = f"--parts-task {taught['task']} --parts-weight {cfg['parts_weight']:g}"
+    readout = cfg.get("parts_readout", "linear")
+    # The L1 weighs only a linear readout's weights: on a one-unit readout it is not used.
     for key in ("parts_l1", "parts_dropout", "parts_area_power"):
-        if cfg.get(key):
+        if cfg.get(key) and (key != "parts_l1" or readout == "linear"):
             flags += f" --{key.replace('_', '-')} {cfg[key]:g}"
-    if cfg.get("parts_readout", "linear") != "linear":
-        flags += f" --parts-readout {cfg['parts_readout']} --parts-final-temperature {cfg['parts_final_temperature']:g}"
+    if readout != "linear":
+        flags += f" --parts-readout {readout}"
+    if readout == "one-unit":
+        flags += f" --parts-final-temperature {cfg['parts_final_temperature']:g}"
     return f"; a second task, saying {said} from conv{taught['layer']} (`{flags}`)"
 
 

@@ -106,6 +106,7 @@ class TrainConfig:
     # "linear": each part type read from any mix of the layer's units (a 1x1 convolution).
     # "one-unit": each part type read from one unit, which training chooses (PartsUnitReadout:
     # a softmax over the units sharpened from temperature 1 to parts_final_temperature).
+    # "assigned": part type k read from unit k of the layer alone (PartsAssignedReadout).
     parts_readout: str = "linear"
     parts_final_temperature: float = 0.05
     out_dir: str = str(WEIGHTS_DIR)
@@ -290,6 +291,32 @@ class PartsUnitReadout(nn.Module):
         return mixed * self.log_gain.exp().view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
+class PartsAssignedReadout(nn.Module):
+    """Where each part type is, read from one unit given to it before training: part type
+    k (world.PARTS order) is unit k of the layer, times a positive gain, plus a bias.
+
+    Unlike :class:`PartsUnitReadout` no unit is shared or chosen: a softmax that starts as
+    an even mix sends every unit the same pull towards all parts at once in the first
+    steps, and two part types can settle on one unit (the *one unit per part* run's petal
+    and leaf did). The other units get no pull from the parts task at all. Used only while
+    training; what the taught units became is measured, like every unit, by dissection."""
+
+    def __init__(self, units: int, parts: int = len(world.PARTS)) -> None:
+        super().__init__()
+        if units < parts:
+            raise ValueError(f"{parts} part types need at least {parts} units, not {units}")
+        self.parts = parts
+        self.log_gain = nn.Parameter(torch.zeros(parts))
+        self.bias = nn.Parameter(torch.zeros(parts))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        taught = maps[:, :self.parts]
+        return taught * self.log_gain.exp().view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+READOUTS = ("linear", "one-unit", "assigned")
+
+
 def select_temperature(step: int, cfg: TrainConfig) -> float:
     """Geometric from 1 at the start to cfg.parts_final_temperature at the last step."""
     return float(cfg.parts_final_temperature ** (step / max(1, cfg.steps)))
@@ -385,15 +412,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if cfg.parts_weight > 0 and cfg.parts_task not in PARTS_TASKS:
         raise ValueError(f"parts_task must be one of {PARTS_TASKS}, not {cfg.parts_task!r}")
     units = cfg.widths[cfg.parts_layer - 1]
-    if cfg.parts_readout not in ("linear", "one-unit"):
-        raise ValueError(f"parts_readout must be 'linear' or 'one-unit', not {cfg.parts_readout!r}")
-    readout: PartsReadout | PartsMapReadout | PartsUnitReadout | None = None
+    if cfg.parts_readout not in READOUTS:
+        raise ValueError(f"parts_readout must be one of {READOUTS}, not {cfg.parts_readout!r}")
+    readout: PartsReadout | PartsMapReadout | PartsUnitReadout | PartsAssignedReadout | None = None
     part_targets: Callable[[world.Sample], torch.Tensor] | None = None
     if cfg.parts_task == "names" and cfg.parts_weight > 0:
         readout, part_targets = PartsReadout(units), parts_present
     elif cfg.parts_task == "where" and cfg.parts_weight > 0:
         align, side = layer_alignment(net, cfg.parts_layer, cfg.input_size)
-        readout = PartsMapReadout(units) if cfg.parts_readout == "linear" else PartsUnitReadout(units)
+        readout = {"linear": PartsMapReadout, "one-unit": PartsUnitReadout,
+                   "assigned": PartsAssignedReadout}[cfg.parts_readout](units)
         part_targets = partial(parts_where, align=align, map_size=side)
     params = [*model.named_parameters(), *(readout.named_parameters() if readout is not None else [])]
     # The unit selection's logits are not weights to shrink: decay would pull them back to a mix.
@@ -454,7 +482,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             run_parts += parts_loss.item()
             class_loss = loss_fn(logits, labels)
             loss = class_loss + cfg.parts_weight * parts_loss
-            if cfg.parts_l1 > 0 and not isinstance(readout, PartsUnitReadout):
+            if cfg.parts_l1 > 0 and isinstance(readout, PartsReadout | PartsMapReadout):
                 loss = loss + cfg.parts_l1 * readout.linear.weight.abs().sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -539,8 +567,11 @@ def trained_on(cfg: TrainConfig) -> str:
         text += (f" Besides each picture's class, conv{cfg.parts_layer} was trained to say "
                  + ("where each part type is (its mask)" if cfg.parts_task == "where"
                     else "which part types are in the picture (never where)")
-                 + (", through a readout that was then removed." if cfg.parts_readout == "linear" else
-                    ", each part type by one unit the training chose (its readout was then removed)."))
+                 + {"linear": ", through a readout that was then removed.",
+                    "one-unit": ", each part type by one unit the training chose (its readout was then removed).",
+                    "assigned": f", each part type by one unit given to it before training (conv{cfg.parts_layer} "
+                                f"units 0-{len(world.PARTS) - 1}, in the order {', '.join(world.PARTS)}; "
+                                "the readout was then removed)."}[cfg.parts_readout])
     return text
 
 
@@ -612,8 +643,9 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     p.add_argument("--parts-l1", type=float, default=cfg.parts_l1, help="L1 on the parts readout's weights")
     p.add_argument("--parts-dropout", type=float, default=cfg.parts_dropout,
                    help="dropout on the units the parts readout reads (not on the class path)")
-    p.add_argument("--parts-readout", choices=("linear", "one-unit"), default=cfg.parts_readout,
-                   help="read each part type from any mix of units, or from one unit that training chooses")
+    p.add_argument("--parts-readout", choices=READOUTS, default=cfg.parts_readout,
+                   help="read each part type from any mix of units, from one unit that training chooses, "
+                        "or from the unit given to it (part type k: unit k)")
     p.add_argument("--parts-final-temperature", type=float, default=cfg.parts_final_temperature,
                    help="the one-unit readout's softmax temperature at the last step (from 1)")
     p.add_argument("--parts-area-power", type=float, default=cfg.parts_area_power,

@@ -73,6 +73,10 @@ def test_the_training_recipe_says_what_the_parts_task_taught() -> None:
     assert "never where" in names and "20 %" in names and "L1" not in names and "dropout" not in names
     dropped, = card.parts_task_line({**base, "parts_task": "where", "parts_dropout": 0.5})
     assert "dropout 0.5 on the units the readout reads (not on the class path)" in dropped
+    assigned, = card.parts_task_line({**base, "parts_task": "where", "parts_readout": "assigned"})
+    assert "unit k of conv4 alone is part type k's readout (units 0-11, in the order wheel, window" in assigned
+    assert "the other 84 units get no pull" in assigned and "L1" not in assigned and "1x1 readout" not in assigned
+    assert "were taught, not found by the class labels alone" in assigned
 
 
 def test_the_recipe_summary_gives_the_parts_flags() -> None:
@@ -81,6 +85,11 @@ def test_the_recipe_summary_gives_the_parts_flags() -> None:
     assert card.parts_task_recipe(cfg) == ("; a second task, saying where each part type is from conv4 (`--parts-task "
                                            "where --parts-weight 1 --parts-l1 0.001 --parts-dropout 0.5`)")
     assert "--parts-l1" not in card.parts_task_recipe({**cfg, "parts_l1": 0.0, "parts_dropout": 0.0})
+    one = card.parts_task_recipe({**cfg, "parts_readout": "one-unit", "parts_final_temperature": 0.05})
+    assert one.endswith("--parts-dropout 0.5 --parts-readout one-unit --parts-final-temperature 0.05`)")
+    assert "--parts-l1" not in one  # the L1 weighs a linear readout only
+    assigned = card.parts_task_recipe({**cfg, "parts_readout": "assigned", "parts_dropout": 0.0})
+    assert assigned.endswith("(`--parts-task where --parts-weight 1 --parts-readout assigned`)")
 
 
 def test_rank_correlation_on_hand_made_orders() -> None:

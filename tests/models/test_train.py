@@ -389,3 +389,36 @@ def test_the_one_unit_readout_learns_to_read_the_unit_that_finds_the_part() -> N
     assert train.select_temperature(cfg.steps, cfg) == pytest.approx(0.05)
     w = readout.weights()[0].detach()
     assert int(w.argmax()) == 3 and float(w[3]) > 0.99
+
+
+def test_the_assigned_readout_reads_unit_k_for_part_k_alone() -> None:
+    readout = train.PartsAssignedReadout(5, parts=3)
+    with torch.no_grad():
+        readout.log_gain.copy_(torch.log(torch.tensor([2.0, 3.0, 0.5])))
+        readout.bias.copy_(torch.tensor([-1.0, 0.0, 4.0]))
+    maps = torch.arange(2 * 5 * 2 * 2, dtype=torch.float32).view(2, 5, 2, 2)
+    out = readout(maps)
+    assert out.shape == (2, 3, 2, 2)
+    for k, (gain, bias) in enumerate([(2.0, -1.0), (3.0, 0.0), (0.5, 4.0)]):
+        assert torch.allclose(out[:, k], maps[:, k] * gain + bias)
+    maps[:, 3:] = 1e6  # the units given no part type do not reach the readout
+    assert torch.allclose(readout(maps), out)
+    with pytest.raises(ValueError, match="at least 12 units"):
+        train.PartsAssignedReadout(8)
+
+
+def test_the_assigned_readout_trains_only_its_units() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 16, 3, padding=1)
+    readout = train.PartsAssignedReadout(16)
+    x = torch.randn(4, 3, 6, 6)
+    target = (torch.rand(4, len(world.PARTS), 6, 6) > 0.8).float()
+    train.balanced_bce_loss(readout(torch.relu(conv(x))), target).backward()
+    assert conv.weight.grad is not None
+    grad = conv.weight.grad.abs().sum(dim=(1, 2, 3))
+    assert bool((grad[:12] > 0).all()) and bool((grad[12:] == 0).all())
+
+
+def test_trained_on_names_the_assigned_units() -> None:
+    text = train.trained_on(replace(train.TrainConfig(), parts_readout="assigned", parts_layer=4))
+    assert "conv4 units 0-11" in text and "wheel, window, door" in text and "given to it before training" in text
