@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -399,6 +399,77 @@ def checkpoint_steps(steps: int) -> dict[str, int]:
     return {name: max(1, round(f * steps)) if f > 0 else 0 for name, f in CHECKPOINT_FRACTIONS.items()}
 
 
+Readout = PartsReadout | PartsMapReadout | PartsUnitReadout | PartsAssignedReadout
+PartTargets = Callable[[world.Sample], torch.Tensor]
+
+
+def parts_task(cfg: TrainConfig, net: MiniAlexNet) -> tuple[Readout | None, PartTargets | None]:
+    """The recipe's parts readout and each picture's part targets (None, None: class labels alone)."""
+    if cfg.parts_weight > 0 and cfg.parts_task not in PARTS_TASKS:
+        raise ValueError(f"parts_task must be one of {PARTS_TASKS}, not {cfg.parts_task!r}")
+    if cfg.parts_readout not in READOUTS:
+        raise ValueError(f"parts_readout must be one of {READOUTS}, not {cfg.parts_readout!r}")
+    units = cfg.widths[cfg.parts_layer - 1]
+    if cfg.parts_task == "names" and cfg.parts_weight > 0:
+        return PartsReadout(units), parts_present
+    if cfg.parts_task == "where" and cfg.parts_weight > 0:
+        align, side = layer_alignment(net, cfg.parts_layer, cfg.input_size)
+        readout = {"linear": PartsMapReadout, "one-unit": PartsUnitReadout,
+                   "assigned": PartsAssignedReadout}[cfg.parts_readout](units)
+        return readout, partial(parts_where, align=align, map_size=side)
+    return None, None
+
+
+def optimizer(cfg: TrainConfig, model: nn.Module, readout: nn.Module | None) -> torch.optim.SGD:
+    """SGD with Nesterov momentum; weight decay on weight matrices and kernels only."""
+    params = [*model.named_parameters(), *(readout.named_parameters() if readout is not None else [])]
+    # The unit selection's logits are not weights to shrink: decay would pull them back to a mix.
+    decay = [p for n, p in params if p.ndim > 1 and n != "select"]
+    no_decay = [p for n, p in params if p.ndim <= 1 or n == "select"]
+    return torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}],
+                           lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+
+
+def parts_loss_function(cfg: TrainConfig, device: str = "cpu") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The parts task's loss: binary cross-entropy for names, balanced (and weighted) for where."""
+    if cfg.parts_task == "names":
+        return nn.BCEWithLogitsLoss()
+    # No weights at all for power 0, so the loss is the plain mean over part types.
+    weights = part_weights(cfg.world_seed, cfg.parts_area_power, cfg.input_size).to(device)
+    return partial(balanced_bce_loss, weights=weights if cfg.parts_area_power else None)
+
+
+class StepLosses(NamedTuple):
+    logits: torch.Tensor
+    class_loss: torch.Tensor
+    parts_loss: torch.Tensor | None
+    loss: torch.Tensor  # what is minimized: the class loss plus the weighted parts terms
+
+
+def step_losses(cfg: TrainConfig, model: BNTrainNet, readout: Readout | None, x: torch.Tensor,
+                labels: torch.Tensor, targets: torch.Tensor, step: int,
+                class_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                parts_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> StepLosses:
+    """One training step's forward pass and losses on normalized pictures ``x`` (``step``
+    counts from 1). The one definition of a step: models.train and scripts.cuda_sweep call it."""
+    if readout is None:
+        logits = model(x)
+        class_loss = class_loss_fn(logits, labels)
+        return StepLosses(logits, class_loss, None, class_loss)
+    logits, tapped = model.forward_tapped(x, cfg.parts_layer)
+    if cfg.parts_dropout > 0:
+        tapped = F.dropout(tapped, cfg.parts_dropout, training=True)
+    if isinstance(readout, PartsUnitReadout):
+        readout.temperature = select_temperature(step - 1, cfg)
+    parts_loss = parts_loss_fn(readout(tapped), targets)
+    class_loss = class_loss_fn(logits, labels)
+    loss = class_loss + cfg.parts_weight * parts_loss
+    if cfg.parts_l1 > 0 and isinstance(readout, PartsReadout | PartsMapReadout):
+        loss = loss + cfg.parts_l1 * readout.linear.weight.abs().sum()
+    return StepLosses(logits, class_loss, parts_loss, loss)
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Run one training; writes weights, snapshots, metadata and the curve into out_dir."""
     torch.manual_seed(cfg.seed)
@@ -409,32 +480,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if not cfg.batchnorm:
         he_init(net)
     model = BNTrainNet(net, cfg.batchnorm)
-    if cfg.parts_weight > 0 and cfg.parts_task not in PARTS_TASKS:
-        raise ValueError(f"parts_task must be one of {PARTS_TASKS}, not {cfg.parts_task!r}")
-    units = cfg.widths[cfg.parts_layer - 1]
-    if cfg.parts_readout not in READOUTS:
-        raise ValueError(f"parts_readout must be one of {READOUTS}, not {cfg.parts_readout!r}")
-    readout: PartsReadout | PartsMapReadout | PartsUnitReadout | PartsAssignedReadout | None = None
-    part_targets: Callable[[world.Sample], torch.Tensor] | None = None
-    if cfg.parts_task == "names" and cfg.parts_weight > 0:
-        readout, part_targets = PartsReadout(units), parts_present
-    elif cfg.parts_task == "where" and cfg.parts_weight > 0:
-        align, side = layer_alignment(net, cfg.parts_layer, cfg.input_size)
-        readout = {"linear": PartsMapReadout, "one-unit": PartsUnitReadout,
-                   "assigned": PartsAssignedReadout}[cfg.parts_readout](units)
-        part_targets = partial(parts_where, align=align, map_size=side)
-    params = [*model.named_parameters(), *(readout.named_parameters() if readout is not None else [])]
-    # The unit selection's logits are not weights to shrink: decay would pull them back to a mix.
-    decay = [p for n, p in params if p.ndim > 1 and n != "select"]
-    no_decay = [p for n, p in params if p.ndim <= 1 or n == "select"]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                           {"params": no_decay, "weight_decay": 0.0}],
-                          lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    readout, part_targets = parts_task(cfg, net)
+    opt = optimizer(cfg, model, readout)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    weights = part_weights(cfg.world_seed, cfg.parts_area_power, cfg.input_size)
-    parts_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
-        nn.BCEWithLogitsLoss() if cfg.parts_task == "names"
-        else partial(balanced_bce_loss, weights=weights if cfg.parts_area_power else None))
+    parts_loss_fn = parts_loss_function(cfg)
 
     data = WorldDataset(cfg.world_seed, cfg.steps * cfg.batch_size, cfg.input_size, drop_parts=cfg.drop_parts,
                         part_targets=part_targets)
@@ -469,21 +518,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     for step, (images, labels, targets) in enumerate(loader, start=1):
         for g in opt.param_groups:
             g["lr"] = lr_at(step - 1, cfg)
-        if readout is None:
-            logits = model(normalize(images))
-            class_loss = loss = loss_fn(logits, labels)
-        else:
-            logits, tapped = model.forward_tapped(normalize(images), cfg.parts_layer)
-            if cfg.parts_dropout > 0:
-                tapped = F.dropout(tapped, cfg.parts_dropout, training=True)
-            if isinstance(readout, PartsUnitReadout):
-                readout.temperature = select_temperature(step - 1, cfg)
-            parts_loss = parts_loss_fn(readout(tapped), targets)
+        logits, class_loss, parts_loss, loss = step_losses(cfg, model, readout, normalize(images), labels, targets,
+                                                           step, loss_fn, parts_loss_fn)
+        if parts_loss is not None:
             run_parts += parts_loss.item()
-            class_loss = loss_fn(logits, labels)
-            loss = class_loss + cfg.parts_weight * parts_loss
-            if cfg.parts_l1 > 0 and isinstance(readout, PartsReadout | PartsMapReadout):
-                loss = loss + cfg.parts_l1 * readout.linear.weight.abs().sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from models import world
@@ -52,14 +51,15 @@ from models.train import (
     MEAN,
     STD,
     BNTrainNet,
-    PartsMapReadout,
     TrainConfig,
-    balanced_bce_loss,
     fold_batchnorm,
     he_init,
     lr_at,
-    part_weights,
+    optimizer,
+    parts_loss_function,
+    parts_task,
     parts_where,
+    step_losses,
 )
 from models.train import layer_alignment as readout_alignment
 
@@ -107,22 +107,20 @@ def generate(data: Path, cfg: TrainConfig, workers: int) -> None:
 
 
 def train_one(cfg: TrainConfig, data: Path, device: str) -> MiniAlexNet:
-    """models.train.train's loop (parts task "where" or none) on ``device``."""
+    """models.train.train's loop (parts task "where" or none) on ``device``, reading the
+    pictures from the shared stream instead of a DataLoader; the step itself is the trainer's."""
     torch.manual_seed(cfg.seed)
     net = MiniAlexNet(cfg.net_config())
     he_init(net)
     model = BNTrainNet(net, cfg.batchnorm).to(device)
-    taught = cfg.parts_weight > 0
-    if taught and cfg.parts_task != "where":
+    if cfg.parts_weight > 0 and cfg.parts_task != "where":
         raise ValueError("the sweep trains the 'where' parts task or none")
-    readout = PartsMapReadout(cfg.widths[cfg.parts_layer - 1]).to(device)
-    # As models.train: no weights at all for power 0, so the loss is the plain mean.
-    weights = part_weights(cfg.world_seed, cfg.parts_area_power, cfg.input_size).to(device) \
-        if cfg.parts_area_power else None
-    params = [*model.named_parameters(), *(readout.named_parameters() if taught else [])]
-    opt = torch.optim.SGD([{"params": [p for _, p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
-                           {"params": [p for _, p in params if p.ndim <= 1], "weight_decay": 0.0}],
-                          lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    readout, _ = parts_task(cfg, net)
+    if readout is not None:
+        readout = readout.to(device)
+    opt = optimizer(cfg, model, readout)
+    class_loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    parts_loss_fn = parts_loss_function(cfg, device)
     arrays = {k: np.load(p, mmap_mode="r") for k, p in _files(data).items()}
     n = cfg.steps * cfg.batch_size
     order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed)).numpy()
@@ -135,14 +133,8 @@ def train_one(cfg: TrainConfig, data: Path, device: str) -> MiniAlexNet:
         y = torch.from_numpy(arrays["labels"][idx]).to(device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step - 1, cfg)
-        logits, tapped = model.forward_tapped(x, cfg.parts_layer)
-        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-        if taught:
-            if cfg.parts_dropout > 0:
-                tapped = F.dropout(tapped, cfg.parts_dropout, training=True)
-            t = torch.from_numpy(arrays["targets"][idx].astype(np.float32)).to(device)
-            loss = (loss + cfg.parts_weight * balanced_bce_loss(readout(tapped), t, weights)
-                    + cfg.parts_l1 * readout.linear.weight.abs().sum())
+        t = torch.from_numpy(arrays["targets"][idx].astype(np.float32)).to(device)
+        loss = step_losses(cfg, model, readout, x, y, t, step, class_loss_fn, parts_loss_fn).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
