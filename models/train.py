@@ -414,9 +414,9 @@ def parts_task(cfg: TrainConfig, net: MiniAlexNet) -> tuple[Readout | None, Part
         return PartsReadout(units), parts_present
     if cfg.parts_task == "where" and cfg.parts_weight > 0:
         align, side = layer_alignment(net, cfg.parts_layer, cfg.input_size)
-        readout = {"linear": PartsMapReadout, "one-unit": PartsUnitReadout,
-                   "assigned": PartsAssignedReadout}[cfg.parts_readout](units)
-        return readout, partial(parts_where, align=align, map_size=side)
+        readouts: dict[str, type[Readout]] = {"linear": PartsMapReadout, "one-unit": PartsUnitReadout,
+                                              "assigned": PartsAssignedReadout}
+        return readouts[cfg.parts_readout](units), partial(parts_where, align=align, map_size=side)
     return None, None
 
 
