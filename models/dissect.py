@@ -423,6 +423,11 @@ def check_targets(report: dict[str, Any]) -> dict[str, Any]:
     layers = report["trained"]["layers"]
     deep = ["conv2", "conv3", "conv4", "conv5"]
     part_best = {p: max(layers[t]["best_iou"][p] for t in deep) for p in world.PARTS}
+    # Which unit that is ("conv4 #5"): with a recipe that gave each part type a unit, whether
+    # the best detector is the taught unit or another one says what the teaching did.
+    where = {p: max(deep, key=lambda t, p=p: layers[t]["best_iou"][p]) for p in world.PARTS}
+    part_unit = {p: f"{where[p]} #{layers[where[p]]['best_unit'][p]}" for p in world.PARTS
+                 if "best_unit" in layers[where[p]]}
     # "scrambled" is not an object: any class's parts in a wrong arrangement, so no unit's
     # region can match every scrambled object. It is reported, not counted.
     obj_best = {c: layers["conv5"]["best_iou"][c] for c in world.CLASSES if c != "scrambled"}
@@ -442,6 +447,7 @@ def check_targets(report: dict[str, Any]) -> dict[str, Any]:
         "conv1_half_selective": layers["conv1"]["edge_or_colour"] >= 0.5,
         "part_best_iou_conv2_5": part_best,
         "every_part_detected": all(v >= TARGET_IOU for v in part_best.values()),
+        "part_best_unit_conv2_5": part_unit,
         "object_best_iou_conv5": obj_best,
         "every_object_detected": all(v >= TARGET_IOU for v in obj_best.values()),
         "scrambled_best_iou_conv5": layers["conv5"]["best_iou"]["scrambled"],
