@@ -425,7 +425,7 @@ def check_targets(report: dict[str, Any]) -> dict[str, Any]:
     part_best = {p: max(layers[t]["best_iou"][p] for t in deep) for p in world.PARTS}
     # Which unit that is ("conv4 #5"): with a recipe that gave each part type a unit, whether
     # the best detector is the taught unit or another one says what the teaching did.
-    where = {p: max(deep, key=lambda t, p=p: layers[t]["best_iou"][p]) for p in world.PARTS}
+    where = {p: deep[int(np.argmax([layers[t]["best_iou"][p] for t in deep]))] for p in world.PARTS}
     part_unit = {p: f"{where[p]} #{layers[where[p]]['best_unit'][p]}" for p in world.PARTS
                  if "best_unit" in layers[where[p]]}
     # "scrambled" is not an object: any class's parts in a wrong arrangement, so no unit's

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from models import world
 from models.nets import MiniAlexNet, NetConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -45,11 +46,17 @@ def write_meta(meta: dict[str, Any], weights_dir: Path | str = WEIGHTS_DIR) -> N
 
 def taught_parts(train_config: dict[str, Any]) -> dict[str, Any] | None:
     """The second training task about the parts a recipe had besides the classes
-    ({"task": "where" or "names", "layer": 1-5}), or None when it learnt from class labels alone."""
+    ({"task": "where" or "names", "layer": 1-5}, and "units": {part type: unit} when each
+    part type was read from a unit given to it), or None when it learnt from class labels alone."""
     if not train_config.get("parts_weight"):
         return None
     # The first runs with a parts task had only the naming one, and no parts_task field.
-    return {"task": train_config.get("parts_task") or "names", "layer": int(train_config.get("parts_layer", 4))}
+    taught: dict[str, Any] = {"task": train_config.get("parts_task") or "names",
+                              "layer": int(train_config.get("parts_layer", 4))}
+    if train_config.get("parts_readout") == "assigned":
+        # Part type k was read from unit k, in the world's order (models/train.py).
+        taught["units"] = {p: k for k, p in enumerate(world.PARTS)}
+    return taught
 
 
 def state_to_model(state: dict[str, torch.Tensor], config: NetConfig) -> MiniAlexNet:

@@ -97,7 +97,7 @@ class TrainConfig:
     # untouched). AlexNet's dropout before its classifier is what made single conv5 units
     # detect whole objects (the card's *Runs tried*); this is the same pressure on the parts
     # readout: no part type may be read from a code spread over units that only work together.
-    parts_dropout: float = 0.5
+    parts_dropout: float = 0.0
     # Each part type's weight in the parts loss: its mean area (in pixels, where it shows)
     # to the power -parts_area_power, scaled to a mean of 1; 0 weighs every part type alike.
     # Balanced cross-entropy already stops a small part drowning in background, but a part
@@ -107,7 +107,7 @@ class TrainConfig:
     # "one-unit": each part type read from one unit, which training chooses (PartsUnitReadout:
     # a softmax over the units sharpened from temperature 1 to parts_final_temperature).
     # "assigned": part type k read from unit k of the layer alone (PartsAssignedReadout).
-    parts_readout: str = "linear"
+    parts_readout: str = "assigned"
     parts_final_temperature: float = 0.05
     out_dir: str = str(WEIGHTS_DIR)
     name: str = "tiny"

@@ -371,12 +371,15 @@ def _cat(b: _Builder) -> None:
     for side in (-1, 1):
         _eye(b, side * 0.2, -0.45, 0.13, 0.09, slit=True)
     nose_c, _ = b.colors("nose")
-    b.part("nose", [_poly([(-0.07, -0.28), (0.07, -0.28), (0.0, -0.19)], nose_c)], (0.0, -0.25))
+    # Nose and mouth are drawn larger than a real cat's: at a third of this size (until
+    # 2026-11-26) a cat's nose and mouth covered a median 14 pixels of a 128 px picture,
+    # a speck to the viewer and a fifth of one conv3-conv5 map pixel's 8x8 window.
+    b.part("nose", [_poly([(-0.11, -0.31), (0.11, -0.31), (0.0, -0.17)], nose_c)], (0.0, -0.26))
     mouth_c, _ = b.colors("mouth")
-    b.part("mouth", [_line(_arc_pts(-0.07, -0.15, 0.07, 0.2, math.pi - 0.2, 6), 0.035, mouth_c),
-                     _line(_arc_pts(0.07, -0.15, 0.07, 0.2, math.pi - 0.2, 6), 0.035, mouth_c)], (0.0, -0.1))
+    b.part("mouth", [_line(_arc_pts(-0.1, -0.14, 0.1, 0.2, math.pi - 0.2, 6), 0.06, mouth_c),
+                     _line(_arc_pts(0.1, -0.14, 0.1, 0.2, math.pi - 0.2, 6), 0.06, mouth_c)], (0.0, -0.08))
     wc = _distinct_color(b.rng, [b.body_color])
-    b.body([_line([(s * 0.15, -0.2), (s * 0.55, -0.2 + d)], 0.025, wc) for s in (-1, 1) for d in (-0.08, 0.0, 0.08)])
+    b.body([_line([(s * 0.22, -0.2), (s * 0.58, -0.2 + d)], 0.025, wc) for s in (-1, 1) for d in (-0.08, 0.0, 0.08)])
 
 
 def _fish(b: _Builder) -> None:
@@ -386,7 +389,8 @@ def _fish(b: _Builder) -> None:
     b.body([b.body_poly(_ellipse_pts(-0.1, 0.0, 0.72, 0.4))])
     _eye(b, -0.5, -0.1, 0.11, 0.11)
     mouth_c, _ = b.colors("mouth")
-    b.part("mouth", [_line([(-0.82, 0.05), (-0.65, 0.12)], 0.05, mouth_c)], (-0.74, 0.09))
+    # Longer and thicker than a real fish's, for the same reason as the cat's mouth.
+    b.part("mouth", [_line([(-0.84, 0.04), (-0.6, 0.15)], 0.09, mouth_c)], (-0.72, 0.1))
 
 
 def _boat(b: _Builder) -> None:

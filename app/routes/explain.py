@@ -246,6 +246,15 @@ def _unit_label(record: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def _taught_units(entry: ModelEntry, name: str) -> dict[int, str]:
+    """channel -> part type, for the units of layer ``name`` that training gave a part type
+    to find (the recipe's assigned readout); empty for every other layer and model."""
+    taught = entry.taught_parts or {}
+    if not taught.get("units") or entry.layers[name].title.split(" ")[0] != f"conv{taught['layer']}":
+        return {}
+    return {int(k): p for p, k in taught["units"].items()}
+
+
 def _describe(record: dict[str, Any], named: bool) -> str | None:
     """The words the page can show: "wheel detector", "edge/colour unit", or None."""
     if named and record.get("label"):
@@ -267,9 +276,10 @@ async def list_units(
     name = _layer(entry, layer or entry.default_layers[-1])
     count = (await _shapes(entry, engine))[name][0]
     records = {r["channel"]: r for r in _dissection(entry).get(name, [])}
+    taught = _taught_units(entry, name)
     units = []
     for channel in range(count):
-        info = {"channel": channel, **_unit_label(records.get(channel))}
+        info = {"channel": channel, **_unit_label(records.get(channel)), "taught": taught.get(channel)}
         if named and not info["named"]:
             continue
         if concept is not None and info["label"] != concept:
@@ -361,6 +371,7 @@ async def get_unit(
         "channel": channel,
         "receptive_field": entry.layers[name].receptive_field,
         **_unit_label(record),
+        "taught": _taught_units(entry, name).get(channel),
         "featvis": {"png": data_url(png), "source": source},
         "patches": patches,
     }

@@ -2,6 +2,7 @@
 import { $, $$, el, num } from './dom.js';
 import { t } from './i18n.js';
 import { cellAt } from './rf.js';
+import { unitTitle } from './unitinfo.js';
 
 let onHover = () => {};
 export const setHover = (fn) => { onHover = fn; };
@@ -29,13 +30,13 @@ function mapButton(maps, c, view, onOpen, large) {
     'data-layer': layer.name, 'data-channel': String(c),
   }, [canvas]);
   const unit = labelOf(layer.name, c);
-  if (unit?.named) {
-    canvas.setAttribute('aria-label', `${label} ${t('unit_title', { layer: layer.title, c, description: unit.description, iou: unit.iou.toFixed(2) })}`);
-    button.classList.add('named');
-  }
+  if (unit?.named || unit?.taught) canvas.setAttribute('aria-label', `${label} ${unitTitle(layer.title, c, unit)}`);
+  if (unit?.named) button.classList.add('named');
   if (large) {
     const caption = el('span', { class: 'map-caption', 'aria-hidden': 'true', text: t('channel_short', { c }) });
     if (unit?.named) caption.append(' ', el('b', { class: 'unit-tag', text: t('unit_caption', { label: unit.label, iou: unit.iou.toFixed(2) }) }));
+    // A unit training gave a part to find is marked, so a taught detector never passes for a found one.
+    if (unit?.taught) caption.append(' ', el('span', { class: 'unit-taught', text: t('unit_taught_short', { part: unit.taught }) }));
     button.append(caption);
   }
   if (maps.isDead(c)) button.classList.add('dead');

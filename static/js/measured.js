@@ -169,11 +169,12 @@ function needsChart(rows) {
   }
   for (const p of sorted) {
     const [cx, cy] = [xOf(p.changed), yAt(p.iou)];
-    const w = 6.2 * p.part.length;
+    // A generous box (the tick font's widest letters, ascent and descent), so names never touch.
+    const w = 6.8 * p.part.length;
     // Beside the dot first, then above or below it, then a line further away.
     const spots = [[cx + 7, cy + 4, 'start'], [cx - 7, cy + 4, 'end'], [cx - w / 2, cy - 8, 'start'],
       [cx - w / 2, cy + 16, 'start'], ...[-8, 16, -20, 28].flatMap((dy) => [[cx + 5, cy + dy, 'start'], [cx - 5, cy + dy, 'end']])];
-    const boxes = spots.map(([x, y, anchor]) => ({ x: anchor === 'end' ? x - w : x, y: y - 10, w, h: 12, spot: [x, y, anchor] }));
+    const boxes = spots.map(([x, y, anchor]) => ({ x: anchor === 'end' ? x - w : x, y: y - 11, w, h: 15, spot: [x, y, anchor] }));
     const box = boxes.find((b) => !overlaps(b) && b.x >= 0 && b.x + b.w <= W) ?? boxes[0];
     placed.push(box);
     root.append(label(box.spot[0], box.spot[1], p.part, { 'text-anchor': box.spot[2], class: 'tick need-label' }));
@@ -205,9 +206,9 @@ function nameOf(choice) {
 
 // Whether the part the answers need least still has a detector unit decides what the words
 // may claim: "nothing pushed a unit to find it" is true only where none did, and never for a
-// network that was also taught where the parts are.
+// network that was also taught where the parts are (in units given a part each, or not).
 function needsTexts(leastNeeded, taught) {
-  if (taught) return texts().measured_needs_taught;
+  if (taught) return taught.units ? texts().measured_needs_assigned : texts().measured_needs_taught;
   return leastNeeded.iou >= TARGET ? texts().measured_needs_found : texts().measured_needs;
 }
 

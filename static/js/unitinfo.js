@@ -8,10 +8,13 @@ import { t } from './i18n.js';
 let controller = null;
 let backpropUrl = null;
 
+// A unit that training gave a part type to find says so beside what dissection found in it:
+// the two can differ, and a taught detector must not pass for a found one.
 export function unitTitle(layerTitle, c, info) {
-  if (info?.named) return t('unit_title', { layer: layerTitle, c, description: info.description, iou: Number(info.iou).toFixed(2) });
-  if (info?.description) return t('unit_other', { layer: layerTitle, c, description: info.description });
-  return t('unit_unnamed', { layer: layerTitle, c });
+  const taught = info?.taught ? ` ${t('unit_taught', { part: info.taught })}` : '';
+  if (info?.named) return t('unit_title', { layer: layerTitle, c, description: info.description, iou: Number(info.iou).toFixed(2) }) + taught;
+  if (info?.description) return t('unit_other', { layer: layerTitle, c, description: info.description }) + taught;
+  return t('unit_unnamed', { layer: layerTitle, c }) + taught;
 }
 
 export function clearUnit() {

@@ -9,6 +9,7 @@ OOD statistics; the registry is pointed there. So every route runs the real code
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 from collections.abc import Iterator
@@ -330,3 +331,28 @@ def test_alexnet_explanations(alexnet_weights: Path, monkeypatch: pytest.MonkeyP
         assert decode_png(unit["featvis"]["png"]).shape == (112, 112, 3)
         body = post(alex, f"{base}/activations", layers="features.1").json()
         assert "ood" not in body and body["checkpoint"] is None
+
+
+def test_units_given_a_part_by_training_say_so(weights: Path) -> None:
+    """A recipe that read part type k from unit k (models/train.py's assigned readout) taught
+    those units: the listing and the unit say which part, on that layer (and its pre-ReLU map) only."""
+    taught = {"task": "where", "layer": 4, "units": {"wheel": 0, "window": 1}}
+    patch = pytest.MonkeyPatch()
+    patch.setattr(registry, "tiny_entry", lambda: dataclasses.replace(TINY_ENTRY(weights), taught_parts=taught))
+    try:
+        with TestClient(create_app(Settings(models="tiny", rate_limit=0, rate_limit_keyed=0))) as c:
+            for layer in ("features.9", "features.8"):
+                units = c.get(f"{BASE}/units", params={"layer": layer}).json()["units"]
+                assert [u["taught"] for u in units[:3]] == ["wheel", "window", None], layer
+            top = c.get(f"{BASE}/units", params={"layer": "features.11"}).json()["units"]
+            assert all(u["taught"] is None for u in top)
+            body = c.get(f"{BASE}/units/features.9/1").json()
+            assert body["taught"] == "window" and body["label"] == "leaf"  # taught, yet dissection found no window
+    finally:
+        patch.undo()
+
+
+def test_units_of_an_untaught_model_say_none(client: TestClient) -> None:
+    units = client.get(f"{BASE}/units", params={"layer": "features.9"}).json()["units"]
+    assert [u["taught"] for u in units] == [None] * 8
+    assert client.get(f"{BASE}/units/features.9/0").json()["taught"] is None

@@ -275,3 +275,46 @@ def test_explanations_fit_a_phone(server: str, page_factory: Any) -> None:
     page.wait_for_selector("#uv-patches:not([hidden])")
     page.locator("#unit").scroll_into_view_if_needed()
     screenshot(page, "phone-explain-unit")
+
+
+def test_a_unit_taught_its_part_says_so_beside_what_dissection_found(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    visit(page, server)
+    titles = page.evaluate("""async () => {
+      const { unitTitle } = await import('/static/js/unitinfo.js');
+      const found = { named: true, description: 'mouth detector', iou: 0.314, label: 'mouth' };
+      return [unitTitle('conv4', 5, { ...found, taught: 'mouth' }), unitTitle('conv4', 5, found),
+              unitTitle('conv4', 7, { named: false, description: null, taught: 'nose' })];
+    }""")
+    ui = json.loads((ROOT / "static" / "i18n" / "en.json").read_text())["ui"]
+    taught = ui["unit_taught"]
+    assert titles[0] == "conv4 #5: mouth detector, IoU 0.31 " + taught.replace("{part}", "mouth")
+    assert titles[1] == "conv4 #5: mouth detector, IoU 0.31"
+    assert titles[2] == ui["unit_unnamed"].replace("{layer}", "conv4").replace("{c}", "7") + " " + taught.replace(
+        "{part}", "nose")
+
+
+def test_taught_units_are_marked_on_their_maps(server: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    visit(page, server)
+    upload(page)
+    listing = page.evaluate("fetch('/api/v1/models/tiny/units?layer=features.9').then(r => r.json())")
+    taught = {u["channel"]: u["taught"] for u in listing["units"] if u["taught"]}
+    assert taught, "the shipped recipe gives conv4 units a part type each"
+    ui = json.loads((ROOT / "static" / "i18n" / "en.json").read_text())["ui"]
+    page.locator("#named-only").check()
+    wait_until(page, "document.querySelectorAll('.layer[data-layer=\"features.9\"] .map-btn.large').length > 0")
+    buttons = page.evaluate("""[...document.querySelectorAll('.layer[data-layer="features.9"] .map-btn')].map((b) => ({
+      c: Number(b.dataset.channel), large: b.classList.contains('large'),
+      caption: b.querySelector('.map-caption')?.textContent ?? '',
+      aria: b.querySelector('canvas').getAttribute('aria-label'),
+    }))""")
+    marked = 0
+    for b in buttons:
+        said = ui["unit_taught"].replace("{part}", taught.get(b["c"], "?"))
+        assert (said in b["aria"]) == (b["c"] in taught), b
+        if b["large"]:
+            short = ui["unit_taught_short"].replace("{part}", taught.get(b["c"], "?"))
+            assert (short in b["caption"]) == (b["c"] in taught), b
+            marked += b["c"] in taught
+    assert marked > 0, "no taught unit among the named units shown large"

@@ -208,13 +208,15 @@ def test_what_the_answer_needs_is_drawn_from_the_reliance(server: str, page_fact
 I18N = json.loads((ROOT / "static" / "i18n" / "en.json").read_text())
 
 
-NEEDS_TEXTS = ("measured_needs", "measured_needs_found", "measured_needs_taught")
+NEEDS_TEXTS = ("measured_needs", "measured_needs_found", "measured_needs_taught", "measured_needs_assigned")
+ASSIGNED = {"task": "where", "layer": 4, "units": {"wheel": 0, "window": 1}}
 
 
 @pytest.mark.parametrize(("least_iou", "taught", "chosen"), [
     (0.04, None, "measured_needs"), (0.31, None, "measured_needs_found"),
     (0.04, {"task": "where", "layer": 4}, "measured_needs_taught"),
     (0.31, {"task": "where", "layer": 4}, "measured_needs_taught"),
+    (0.31, ASSIGNED, "measured_needs_assigned"),
 ])
 def test_the_words_claim_no_unit_only_where_there_is_none(server: str, page_factory: Any, least_iou: float,
                                                           taught: dict[str, Any] | None, chosen: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from models import card, world
 from models.tinyweights import WEIGHTS_DIR, read_meta
@@ -157,3 +158,22 @@ def test_reliance_reading_for_a_model_taught_where_the_parts_are() -> None:
         meta, r, 0.12)
     meta["metrics"]["dissection"]["targets"]["part_best_iou_conv2_5"]["eye"] = 0.1
     assert card.reliance_taught(meta, r, 0.12).endswith("what the answers use (0.12). ")  # no part has a unit
+
+
+def test_the_assigned_reading_says_which_best_units_are_the_taught_ones() -> None:
+    parts = {p: 0.3 for p in world.PARTS} | {"mouth": 0.21}
+    units = {p: f"conv4 #{k}" for k, p in enumerate(world.PARTS)} | {"fin": "conv5 #40"}
+    cfg: dict[str, Any] = {"parts_task": "where", "parts_weight": 1.0, "parts_layer": 4, "parts_readout": "assigned"}
+    meta: dict[str, Any] = {
+        "train_config": cfg,
+        "net": {"widths": [32, 64, 96, 96, 128]},
+        "metrics": {"accuracy": 0.9835, "dissection": {"targets": {
+            "part_best_iou_conv2_5": parts, "part_best_unit_conv2_5": units,
+            "object_best_iou_conv5": {"car": 0.37, "bicycle": 0.209}}}},
+    }
+    text = card.assigned_reading(meta)
+    assert "12 of 12 part types have a single unit at 0.20 or above (lowest: mouth 0.21)" in text
+    assert "2 of 2 object classes keep a conv5 unit (lowest: bicycle 0.21), at 98.35 %" in text
+    assert "For 11 of 12 part types the best unit in conv2-conv5 is the one it was given (not for fin" in text
+    assert "the other 84 units of conv4" in text
+    assert card.assigned_reading({**meta, "train_config": {**cfg, "parts_readout": "linear"}}) == ""

@@ -75,9 +75,13 @@ def test_the_listing_says_whether_the_parts_were_taught(tmp_path: Path) -> None:
     assert taught_parts({"parts_task": "where", "parts_weight": 1.0, "parts_layer": 3}) == {"task": "where", "layer": 3}
     # The first parts-task runs had only the naming task and no parts_task field.
     assert taught_parts({"parts_weight": 1.0}) == {"task": "names", "layer": 4}
+    assigned = taught_parts({"parts_task": "where", "parts_weight": 1.0, "parts_layer": 4, "parts_readout": "assigned"})
+    assert assigned is not None and assigned["layer"] == 4
+    assert list(assigned["units"].items())[:3] == [("wheel", 0), ("window", 1), ("door", 2)]
+    assert sorted(assigned["units"].values()) == list(range(12))
     shutil.copytree(tinyweights.WEIGHTS_DIR, tmp_path / "w")
     meta = tinyweights.read_meta(tmp_path / "w")
-    meta["train_config"] |= {"parts_task": "where", "parts_weight": 1.0, "parts_layer": 4}
+    meta["train_config"] |= {"parts_task": "where", "parts_weight": 1.0, "parts_layer": 4, "parts_readout": "linear"}
     tinyweights.write_meta(meta, tmp_path / "w")
     assert tiny_entry(tmp_path / "w").summary()["taught_parts"] == {"task": "where", "layer": 4}
 

@@ -16,7 +16,8 @@ from models import train, world
 from models.nets import MiniAlexNet, NetConfig
 from models.tinyweights import META_KEYS, WEIGHTS_DIR, load_checkpoint, load_tiny, read_meta
 
-TINY = train.TrainConfig(input_size=64, steps=6, batch_size=22, widths=(8, 8, 8, 8, 8), conv1_kernel=5,
+# conv4 keeps 12 units: the shipped recipe gives each of the 12 part types one of them.
+TINY = train.TrainConfig(input_size=64, steps=6, batch_size=22, widths=(8, 8, 8, 12, 8), conv1_kernel=5,
                          conv1_stride=2, hidden=16, workers=0, threads=1, val_images=22, val_every=3)
 
 
@@ -107,8 +108,9 @@ def test_recipe_flags_reach_the_network() -> None:
     assert not train.parse_args([]).batchnorm  # the shipped recipe trains without BatchNorm
     assert not train.parse_args(["--no-batchnorm"]).batchnorm
     assert train.parse_args([]).drop_parts == 0.0  # the shipped recipe draws every part
-    shipped = train.parse_args([])  # and also says where the parts are, through a dropped-out readout
-    assert (shipped.parts_task, shipped.parts_weight, shipped.parts_dropout) == ("where", 1.0, 0.5)
+    shipped = train.parse_args([])  # and also says where the parts are, each part type in a unit given to it
+    assert (shipped.parts_task, shipped.parts_weight, shipped.parts_readout, shipped.parts_dropout) == (
+        "where", 1.0, "assigned", 0.0)
     assert train.parse_args(["--drop-parts", "0.5"]).drop_parts == 0.5
 
 
@@ -191,7 +193,7 @@ def test_naming_parts_lowers_the_parts_loss() -> None:
     net = MiniAlexNet(replace(TINY, dropout=0.0).net_config())
     train.he_init(net)
     model = train.BNTrainNet(net, batchnorm=False)
-    readout = train.PartsReadout(8)
+    readout = train.PartsReadout(TINY.widths[3])
     samples = [world.generate(1, i, 64, drop_parts=0.5) for i in range(22)]
     x = train.normalize(torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2))
     present = torch.stack([train.parts_present(s) for s in samples])
@@ -363,7 +365,7 @@ def test_the_default_config_is_the_shipped_recipe() -> None:
 def test_trained_on_says_what_the_network_was_taught() -> None:
     plain = train.trained_on(replace(train.TrainConfig(), parts_task="", parts_weight=0.0))
     assert "480,000" in plain and "world seed 1" in plain and "conv" not in plain
-    where = train.trained_on(replace(train.TrainConfig(), parts_task="where", parts_weight=1.0))
+    where = train.trained_on(replace(train.TrainConfig(), parts_task="where", parts_weight=1.0, parts_readout="linear"))
     assert where.startswith(plain) and "conv4 was trained to say where each part type is" in where
     names = train.trained_on(replace(train.TrainConfig(), parts_task="names", parts_weight=1.0, parts_layer=5))
     assert "conv5" in names and "never where" in names

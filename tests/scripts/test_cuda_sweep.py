@@ -45,7 +45,8 @@ def _weights(net: MiniAlexNet) -> torch.Tensor:
 def test_each_recipe_knob_changes_the_run(pictures: Path) -> None:
     base = _weights(cuda_sweep.train_one(SMALL, pictures, "cpu"))
     assert torch.equal(base, _weights(cuda_sweep.train_one(SMALL, pictures, "cpu")))  # seeded
-    for knob in ({"parts_weight": 0.0}, {"parts_area_power": 0.5}, {"parts_dropout": 0.0}, {"seed": 1}):
+    for knob in ({"parts_weight": 0.0}, {"parts_area_power": 0.5}, {"parts_dropout": 0.5}, {"parts_readout": "linear"},
+                 {"seed": 1}):
         other = _weights(cuda_sweep.train_one(replace(SMALL, **knob), pictures, "cpu"))
         assert not torch.equal(base, other), knob
 
