@@ -759,11 +759,12 @@ PARTS_DROPOUT = (
 def parts_dropout_reading(meta: dict[str, Any]) -> str:
     """The dropout paragraph, with what it gave the shipped model when that is its recipe."""
     cfg = meta["train_config"]
-    if (taught_parts(cfg) or {}).get("units"):
+    taught = taught_parts(cfg) or {}
+    if taught.get("units"):
         return (PARTS_DROPOUT + " That recipe (*dropout on the readout*) was shipped before the one below: 10 of 12 "
                 "part types had a single unit (below the bar: mouth 0.18, fin 0.19), 10 of 10 object classes, at "
                 "97.80 %.")
-    if not ((taught_parts(cfg) or {}).get("task") == "where" and cfg.get("parts_dropout")):
+    if not (taught.get("task") == "where" and cfg.get("parts_dropout")):
         return PARTS_DROPOUT + " The shipped model was trained without it (*Runs tried*)."
     t = meta["metrics"]["dissection"]["targets"]
     parts, objects = t["part_best_iou_conv2_5"], t["object_best_iou_conv5"]

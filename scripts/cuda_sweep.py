@@ -7,10 +7,10 @@
 "area": {"parts_area_power": 0.5}}``. The training pictures (the run's whole stream, 480,000
 at the shipped config) are generated once, by every core, into a memory-mapped file that all
 recipes read, and each recipe trains in its own process on the GPU with models.train's
-network, schedule and losses. The loop is a lean copy of models.train.train's (no
-snapshots, validation or plot), and a GPU's arithmetic is not the CPU's, so these runs are
-not the shipped run: they rank recipes and show how much a recipe varies from draw to draw
-(the model card quotes them as such). Weights are written as soon as each run ends, so a
+network, schedule, readout, optimizer and training step (``step_losses``). The loop around
+the step is its own (no DataLoader, snapshots, validation or plot), and a GPU's arithmetic
+is not the CPU's, so these runs are not the shipped run: they rank recipes and show how
+much a recipe varies from draw to draw (the model card quotes them as such). Weights are written as soon as each run ends, so a
 machine lent for a few minutes returns what finished.
 
 ``score`` measures what the issue's targets measure: accuracy on 2,000 pictures of world

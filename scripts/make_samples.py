@@ -21,10 +21,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
+from models.dissect import normalized_images
 from models.explain import assets
 from models.explain.ood import score_batch
 from models.registry import tiny_entry
@@ -56,10 +56,10 @@ def shipped_model_reads() -> Callable[[Sample], bool]:
     stats = assets.ood_stats(entry.weights_source)
     assert entry.network is not None and stats is not None, "the shipped tiny model and its OOD statistics"
     network = entry.network
-    mean, std = torch.tensor(entry.mean).view(1, 3, 1, 1), torch.tensor(entry.std).view(1, 3, 1, 1)
+    meta = {"mean": list(entry.mean), "std": list(entry.std)}
 
     def reads(sample: Sample) -> bool:
-        x = (torch.from_numpy(np.ascontiguousarray(sample.image)).permute(2, 0, 1)[None].float() / 255.0 - mean) / std
+        x = normalized_images([sample], meta)
         with torch.inference_mode():
             right = int(network(x).argmax()) == sample.label
         return right and bool(score_batch(stats, network, x)[0] <= stats.threshold)
