@@ -10,8 +10,8 @@ recipes read, and each recipe trains in its own process on the GPU with models.t
 network, schedule, readout, optimizer and training step (``step_losses``). The loop around
 the step is its own (no DataLoader, snapshots, validation or plot), and a GPU's arithmetic
 is not the CPU's, so these runs are not the shipped run: they rank recipes and show how
-much a recipe varies from draw to draw (the model card quotes them as such). Weights are written as soon as each run ends, so a
-machine lent for a few minutes returns what finished.
+much a recipe varies from draw to draw (the model card quotes them as such). Weights are
+written as soon as each run ends, so a machine lent for a few minutes returns what finished.
 
 ``score`` measures what the issue's targets measure: accuracy on 2,000 pictures of world
 seed 2026, and each concept's best single-unit IoU in conv2-conv5 (parts) and conv5
