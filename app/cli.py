@@ -17,10 +17,10 @@ from app.settings import Settings
 
 # job -> (module, help)
 JOBS = {
-    "train": ("models.train", "train the tiny model"),
-    "evaluate": ("models.evaluate", "the tiny model's accuracy on fresh parts-world pictures"),
-    "dissect": ("models.dissect", "what every unit of the tiny model detects (Network Dissection)"),
-    "reliance": ("models.reliance", "which parts the tiny model's answers need (each part left out)"),
+    "train": ("models.training", "train the tiny model"),
+    "evaluate": ("models.analysis.evaluate", "the tiny model's accuracy on fresh parts-world pictures"),
+    "dissect": ("models.analysis.dissect", "what every unit of the tiny model detects (Network Dissection)"),
+    "reliance": ("models.analysis.reliance", "which parts the tiny model's answers need (each part left out)"),
 }
 
 
@@ -61,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from models.registry import load_registry
+    from models.zoo.registry import load_registry
 
     settings = _settings(args)
     rows = [("id", "available", "trained on", "accuracy")]
@@ -88,7 +88,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from models.fetch import fetch_alexnet
+    from models.zoo.fetch import fetch_alexnet
 
     path = fetch_alexnet()
     print(f"AlexNet ImageNet weights ready at {path}")

@@ -13,7 +13,7 @@ from fastapi import Depends, Path, Request
 from app.errors import ProblemError
 from app.inference import Engine
 from app.settings import Settings
-from models.registry import ModelEntry
+from models.zoo.registry import ModelEntry
 
 
 async def get_app_settings(request: Request) -> Settings:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from app.errors import ProblemError
 from app.pipeline import Options, analyze
 from app.settings import Settings
-from models.registry import load_registry
+from models.zoo.registry import load_registry
 
 
 def extract_to(images: list[Path], model_id: str, layers: str | None, out: Path, settings: Settings) -> int:

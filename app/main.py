@@ -16,7 +16,7 @@ from app.middleware import install_middleware
 from app.routes import api, docs, explain, health, pages
 from app.routes.pages import ROOT
 from app.settings import Settings, get_settings
-from models.registry import load_registry
+from models.zoo.registry import load_registry
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

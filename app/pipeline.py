@@ -28,10 +28,10 @@ import torch
 from app.encode import compact_json, data_url, denormalized_png, layer_json, npz_bytes, png_bytes, raw_marker
 from app.imaging import decode_image, preprocess_image
 from models.activations import Activations, compute_batch
-from models.explain.assets import ood_stats
-from models.explain.checkpoints import network_for
-from models.explain.ood import COMBINED_LAYERS, assess
-from models.registry import ModelEntry
+from models.ood import COMBINED_LAYERS, assess
+from models.zoo.assets import ood_stats
+from models.zoo.checkpoints import network_for
+from models.zoo.registry import ModelEntry
 
 Format = Literal["json", "npz"]
 A = TypeVar("A")

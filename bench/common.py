@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from app.pipeline import pass_threads
-from models.registry import ModelEntry, load_registry
+from models.zoo.registry import ModelEntry, load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("alexnet", "tiny")

@@ -41,7 +41,7 @@ from bench.common import (
     registry,
 )
 from models.activations import compute_activations, compute_batch
-from models.registry import ModelEntry
+from models.zoo.registry import ModelEntry
 
 CAPTURE_ENCODE_TARGET = 1.3
 AS_BUILT = "bare forward, NCHW layout (as torchvision builds it)"

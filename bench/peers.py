@@ -18,7 +18,7 @@ from torch import nn
 from bench.common import Config, Row, interleaved, median_ms, registry
 from bench.inprocess import bare_forward, numpy_maps, prepared
 from models.activations import compute_activations
-from models.registry import ModelEntry
+from models.zoo.registry import ModelEntry
 
 Extractor = Callable[[], dict[str, torch.Tensor]]
 

@@ -6,7 +6,7 @@
 ``recipes.json`` maps a name to TrainConfig overrides, e.g. ``{"base": {}, "seed1": {"seed": 1},
 "area": {"parts_area_power": 0.5}}``. The training pictures (the run's whole stream, 480,000
 at the shipped config) are generated once, by every core, into a memory-mapped file that all
-recipes read, and each recipe trains in its own process on the GPU with models.train's
+recipes read, and each recipe trains in its own process on the GPU with models.training.train's
 network, schedule, readout, optimizer and training step (``step_losses``). The loop around
 the step is its own (no DataLoader, snapshots, validation or plot), and a GPU's arithmetic
 is not the CPU's, so these runs are not the shipped run: they rank recipes and show how
@@ -15,7 +15,7 @@ written as soon as each run ends, so a machine lent for a few minutes returns wh
 
 ``score`` measures what the issue's targets measure: accuracy on 2,000 pictures of world
 seed 2026, and each concept's best single-unit IoU in conv2-conv5 (parts) and conv5
-(objects) on 500 pictures of world seed 3031, with models.dissect's own functions.
+(objects) on 500 pictures of world seed 3031, with models.analysis.dissect's own functions.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models import world
-from models.dissect import (
+from models.analysis.dissect import (
     CONV_LAYERS,
     TARGET_IOU,
     dissect_activations,
@@ -45,9 +45,9 @@ from models.dissect import (
     normalized_images,
     world_concepts,
 )
-from models.evaluate import normalize
+from models.analysis.evaluate import normalize
 from models.nets import MiniAlexNet
-from models.train import (
+from models.training.train import (
     MEAN,
     STD,
     BNTrainNet,
@@ -61,7 +61,7 @@ from models.train import (
     parts_where,
     step_losses,
 )
-from models.train import layer_alignment as readout_alignment
+from models.training.train import layer_alignment as readout_alignment
 
 CHUNK = 2000  # pictures per generation job
 
@@ -107,7 +107,7 @@ def generate(data: Path, cfg: TrainConfig, workers: int) -> None:
 
 
 def train_one(cfg: TrainConfig, data: Path, device: str) -> MiniAlexNet:
-    """models.train.train's loop (parts task "where" or none) on ``device``, reading the
+    """models.training.train.train's loop (parts task "where" or none) on ``device``, reading the
     pictures from the shared stream instead of a DataLoader; the step itself is the trainer's."""
     torch.manual_seed(cfg.seed)
     net = MiniAlexNet(cfg.net_config())

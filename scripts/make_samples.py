@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from models.dissect import normalized_images
-from models.explain import assets
-from models.explain.ood import score_batch
-from models.registry import tiny_entry
+from models.analysis.dissect import normalized_images
+from models.ood import score_batch
 from models.world import CLASSES, Sample, generate
+from models.zoo import assets
+from models.zoo.registry import tiny_entry
 
 OUT = Path(__file__).resolve().parents[1] / "static" / "samples"
 SEED = 2026

@@ -24,18 +24,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models import world
+from models import ood, world
 from models.capture import gradient_from
-from models.explain import ood
-from models.explain.assets import INDEX_FILE, OOD_FILE
 from models.explain.featvis import VisConfig, centre_activation, visualize
 from models.explain.gradcam import gradcam
 from models.explain.patches import strongest, top_patches
 from models.explain.render import atlas, resize_map, untile
-from models.explain.units import unit_count
 from models.geometry import Geometry
 from models.layers import describe_layers
-from models.tinyweights import WEIGHTS_DIR, load_tiny, sha256_file
+from models.units import unit_count
+from models.zoo.assets import INDEX_FILE, OOD_FILE
+from models.zoo.tinyweights import WEIGHTS_DIR, load_tiny, sha256_file
 
 LAYERS = ("features.4", "features.7", "features.9", "features.11")  # conv2..conv5 after ReLU
 PATCH_SEED, OOD_FIT_SEED, OOD_CAL_SEED, OOD_TEST_SEED, CAM_SEED = 23, 31, 37, 41, 43

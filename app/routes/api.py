@@ -11,7 +11,7 @@ from app.errors import ProblemError
 from app.inference import Stages, image_key
 from app.intake import read_image_bytes
 from app.pipeline import Format, Options, finish, infer, prepare
-from models.explain.checkpoints import UnknownCheckpoint, resolve_checkpoint
+from models.zoo.checkpoints import UnknownCheckpoint, resolve_checkpoint
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
 

@@ -24,15 +24,15 @@ from app.imaging import decode_image
 from app.inference import Engine
 from app.intake import read_image_bytes
 from app.routes.api import IMAGE_BODY, NO_STORE
-from models.explain import assets
-from models.explain.checkpoints import UnknownCheckpoint, network_for, resolve_checkpoint
 from models.explain.featvis import VisConfig, Visualization
 from models.explain.filters import NotDrawable, filter_atlas
 from models.explain.gradcam import gradcam as compute_gradcam
 from models.explain.guided import guided_backprop
 from models.explain.render import heatmap_rgba, signed_image
-from models.explain.units import Shapes, cached_shapes, layer_shapes, read_dissection
-from models.registry import ModelEntry
+from models.units import Shapes, cached_shapes, layer_shapes, read_dissection
+from models.zoo import assets
+from models.zoo.checkpoints import UnknownCheckpoint, network_for, resolve_checkpoint
+from models.zoo.registry import ModelEntry
 
 router = APIRouter(prefix="/api/v1", tags=["explanations"])
 

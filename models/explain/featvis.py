@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.capture import live_outputs
-from models.explain.units import pre_activation
+from models.units import pre_activation
 
 # Lucid's square root of ImageNet's colour correlation matrix: sampling decorrelated
 # channels and mixing them with it gives natural colour statistics.

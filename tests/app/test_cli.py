@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from app.cli import JOBS, main
 from app.main import create_app
 from app.settings import Settings
-from models import fetch
+from models.zoo import fetch
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,14 +22,14 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-import models.registry as registry
+import models.zoo.registry as registry
 from app.main import create_app
 from app.settings import Settings
 from models import world
-from models.explain import assets
-from models.explain.ood import score_batch
 from models.nets import MiniAlexNet, NetConfig
-from models.tinyweights import save_model, sha256_file, write_meta
+from models.ood import score_batch
+from models.zoo import assets
+from models.zoo.tinyweights import save_model, sha256_file, write_meta
 from scripts import precompute_explain as precompute
 
 CONFIG = NetConfig(num_classes=len(world.CLASSES), widths=(8, 8, 8, 8, 8), hidden=16, dropout=0.0)

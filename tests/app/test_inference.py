@@ -32,7 +32,7 @@ from app.imaging import decode_image, preprocess_image
 from app.inference import Engine, Stages, pool_map
 from app.main import create_app
 from app.pipeline import Options, finish, infer, intra_op_threads, pass_threads, prepare, unfamiliarity
-from models.registry import load_registry
+from models.zoo.registry import load_registry
 from tests.app.conftest import ACTIVATIONS, make_settings
 from tests.conftest import encode, scene
 

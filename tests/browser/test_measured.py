@@ -1,6 +1,6 @@
 """The measured hierarchy on the page: charts drawn from the dissection the tiny model ships.
 
-Expected numbers come from ``models/weights/tiny.json`` read here (what ``models.dissect``
+Expected numbers come from ``models/weights/tiny.json`` read here (what ``models.analysis.dissect``
 wrote), and the bars' geometry is checked against them: what is drawn is what was measured.
 """
 

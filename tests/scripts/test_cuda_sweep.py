@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from models import evaluate, world
+from models import world
+from models.analysis import evaluate
 from models.nets import MiniAlexNet
-from models.train import MEAN, STD, TrainConfig, layer_alignment, parts_where
+from models.training.train import MEAN, STD, TrainConfig, layer_alignment, parts_where
 from scripts import cuda_sweep
 
 SMALL = replace(TrainConfig(), steps=3, batch_size=4, input_size=128)

@@ -1,0 +1,1 @@
+"""The tiny model's card, written from the numbers the measuring jobs keep beside the weights."""
