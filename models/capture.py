@@ -40,7 +40,8 @@ def _recording(
     """Hooks that store ``keep(output)`` of each named module; removed in ``finally``.
 
     ``on_output(name, kept)`` runs inside the hook, the moment that module has its output,
-    while the rest of the network is still to run."""
+    while the rest of the network is still to run.
+    """
     targets = resolve_modules(model, names)
     outputs: dict[str, torch.Tensor] = {}
     handles: list[RemovableHandle] = []
@@ -66,9 +67,9 @@ def _recording(
 
 
 def _detached_copy(output: torch.Tensor) -> torch.Tensor:
-    # Clone: the next in-place ReLU would otherwise rewrite what we keep. In the usual
-    # (contiguous) layout whatever layout the network computes in (served networks: channels
-    # last), so the maps read the same as numpy arrays.
+    # Clone: the next in-place ReLU would otherwise rewrite what we keep. The copy is in the
+    # usual (contiguous) layout whatever layout the network computes in (served networks
+    # compute channels last), so the maps read the same as numpy arrays.
     return output.detach().clone(memory_format=torch.contiguous_format)
 
 

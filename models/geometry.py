@@ -15,13 +15,16 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Geometry:
+    """A layer's receptive field and stride in input pixels, and where its map pixel (0, 0) is centred."""
+
     receptive_field: int
     stride: int
     offset: float
 
 
 def _pair(value: object) -> int:
-    # Our networks use square kernels; take the first entry of a tuple.
+    """A kernel, stride or padding as one number."""
+    # Our networks use square kernels, so a tuple's first entry stands for both.
     if isinstance(value, int):
         return value
     assert isinstance(value, tuple)

@@ -1,4 +1,4 @@
-"""Layers a person sees, and the stage each belongs to (DESIGN.md section 2).
+"""Layers a person sees, and the stage each belongs to (the "Stages" section of docs/ARCHITECTURE.md).
 
 Both networks share torchvision AlexNet's module layout, so one table serves both. Any
 other module can still be asked for by its dotted name; it gets a generic title and the
@@ -55,6 +55,7 @@ class LayerInfo:
     offset: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -77,4 +78,5 @@ def describe_layers(model: nn.Module, input_size: int) -> dict[str, LayerInfo]:
 
 
 def _stage_of(name: str) -> str:
+    """The stage of a module the table does not name: that of the block it sits in."""
     return "classes" if name.startswith("classifier") else "objects"

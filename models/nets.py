@@ -31,12 +31,14 @@ class NetConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-ready data, as stored next to the weights."""
         data = asdict(self)
         data["widths"] = list(self.widths)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetConfig:
+        """The config stored with some weights; keys this version does not know are ignored."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "widths" in known:
             known["widths"] = tuple(known["widths"])
@@ -83,6 +85,7 @@ class MiniAlexNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of preprocessed images [B, 3, H, W]."""
         x = self.features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)

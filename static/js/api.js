@@ -43,7 +43,7 @@ export const listModels = () => call('/api/v1/models');
 export const analyze = (modelId, blob, { signal, topK = 5, checkpoint } = {}) =>
   call(`${base(modelId)}/activations${query({ top_k: topK, checkpoint })}`, { signal, blob });
 
-// Explanations (issue 5): first-layer filters, Grad-CAM, guided backprop, dissected units.
+// Explanations: first-layer filters, Grad-CAM, guided backprop, dissected units.
 export const filters = (modelId, { checkpoint, signal } = {}) =>
   call(`${base(modelId)}/filters${query({ layer: 'features.0', checkpoint, scale: 4 })}`, { signal });
 

@@ -5,7 +5,7 @@ import { $, el } from './dom.js';
 import { fill, t, texts } from './i18n.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
-const TARGET = 0.2; // the bar for "this concept has a detector"
+const TARGET = 0.2; // the IoU a unit needs before "this concept has a detector" is said
 const W = 360;
 const H = 210;
 const PLOT = { left: 42, right: 350, top: 14, bottom: 176 };
