@@ -18,7 +18,7 @@ import os
 
 # Before torch is imported (libgomp reads it once): OpenMP threads that finish a parallel
 # region sleep instead of spinning. On a 2-core machine shared with other jobs, spinning
-# threads burn the time slice the other torch thread needs: tiny's forward pass went from
-# 2 ms to a 150 ms median (AlexNet's from 41 to 194-308 ms) with the default policy. The
+# threads burn the time slice the other torch thread needs: with the default policy tiny's
+# forward pass has a 150 ms median instead of 2 ms (AlexNet 194-308 ms instead of 41). The
 # server subprocesses inherit it. Set OMP_WAIT_POLICY yourself to measure another policy.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--reps N] [--models tiny,alexnet] [--only inprocess,peers,...]``.
 
 Runs the groups in order, prints one table and writes bench/results/latest.{json,md}.
-A full run takes about four minutes on the 2-core development machine; ``--quick`` about one.
+A full run takes about two minutes on a quiet 2-core machine; ``--quick`` about one.
 """
 
 from __future__ import annotations

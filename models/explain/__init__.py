@@ -2,7 +2,7 @@
 
 filters (first-layer kernels), gradcam (where the evidence for a class is), guided
 (guided backpropagation from one unit), featvis (what a unit looks for), patches (the
-generated images that excite a unit most), ood (is this input unlike the training world),
-checkpoints (the network at earlier training steps), units (layer shapes and labels),
-render (display policies: colour maps, atlases), assets (the shipped precomputed files).
+images of a set that excite a unit most), and render (display policies: colour maps,
+atlases). Methods only: tensors in, arrays out; the routes that serve them live in
+app/routes/explain.py, the shipped precomputed files in models/zoo/assets.py.
 """
