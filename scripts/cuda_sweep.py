@@ -1,21 +1,22 @@
 """Try tiny-model recipes side by side on a CUDA GPU, to choose which one gets a full CPU run.
 
     python -m scripts.cuda_sweep train recipes.json OUT_DIR   # on a GPU machine
-    python -m scripts.cuda_sweep score OUT_DIR/*.safetensors  # anywhere: the issue's measures
+    python -m scripts.cuda_sweep score OUT_DIR/*.safetensors  # anywhere: the dissection's targets
 
 ``recipes.json`` maps a name to TrainConfig overrides, e.g. ``{"base": {}, "seed1": {"seed": 1},
 "area": {"parts_area_power": 0.5}}``. The training pictures (the run's whole stream, 480,000
 at the shipped config) are generated once, by every core, into a memory-mapped file that all
-recipes read, and each recipe trains in its own process on the GPU with models.training.train's
-network, schedule, readout, optimizer and training step (``step_losses``). The loop around
+recipes read, and each recipe trains in its own process on the GPU with models.training's
+network, schedule, readout, optimizer and training step (``Trainee.step``). The loop around
 the step is its own (no DataLoader, snapshots, validation or plot), and a GPU's arithmetic
 is not the CPU's, so these runs are not the shipped run: they rank recipes and show how
 much a recipe varies from draw to draw (the model card quotes them as such). Weights are
 written as soon as each run ends, so a machine lent for a few minutes returns what finished.
 
-``score`` measures what the issue's targets measure: accuracy on 2,000 pictures of world
-seed 2026, and each concept's best single-unit IoU in conv2-conv5 (parts) and conv5
-(objects) on 500 pictures of world seed 3031, with models.analysis.dissect's own functions.
+``score`` measures what the model card's targets measure: accuracy on 2,000 pictures of the
+evaluation's world seed, and each concept's best single-unit IoU in conv2-conv5 (parts) and
+conv5 (objects) on 500 pictures of the dissection's (models/world/seeds.py), with
+models.analysis.dissect's own functions.
 """
 
 from __future__ import annotations
@@ -35,33 +36,23 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models import world
-from models.analysis.dissect import (
+from models.analysis.concepts import (
     CONV_LAYERS,
     TARGET_IOU,
-    dissect_activations,
     layer_activations,
     layer_alignment,
     matched_quantiles,
-    normalized_images,
     world_concepts,
 )
-from models.analysis.evaluate import normalize
+from models.analysis.dissect import dissect_activations
 from models.nets import MiniAlexNet
-from models.training.train import (
-    MEAN,
-    STD,
-    BNTrainNet,
-    TrainConfig,
-    fold_batchnorm,
-    he_init,
-    lr_at,
-    optimizer,
-    parts_loss_function,
-    parts_task,
-    parts_where,
-    step_losses,
-)
-from models.training.train import layer_alignment as readout_alignment
+from models.preprocess import MEAN, STD, normalize, normalize_samples
+from models.training.config import TrainConfig
+from models.training.data import parts_where, readout_alignment
+from models.training.loop import Trainee, optimizer
+from models.training.network import BNTrainNet, fold_batchnorm, he_init
+from models.training.readouts import parts_loss_function, parts_task
+from models.world import seeds
 
 CHUNK = 2000  # pictures per generation job
 
@@ -107,7 +98,7 @@ def generate(data: Path, cfg: TrainConfig, workers: int) -> None:
 
 
 def train_one(cfg: TrainConfig, data: Path, device: str) -> MiniAlexNet:
-    """models.training.train.train's loop (parts task "where" or none) on ``device``, reading the
+    """models.training.loop.train's loop (parts task "where" or none) on ``device``, reading the
     pictures from the shared stream instead of a DataLoader; the step itself is the trainer's."""
     torch.manual_seed(cfg.seed)
     net = MiniAlexNet(cfg.net_config())
@@ -118,26 +109,19 @@ def train_one(cfg: TrainConfig, data: Path, device: str) -> MiniAlexNet:
     readout, _ = parts_task(cfg, net)
     if readout is not None:
         readout = readout.to(device)
-    opt = optimizer(cfg, model, readout)
     class_loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    parts_loss_fn = parts_loss_function(cfg, device)
+    trainee = Trainee(cfg, model, readout, optimizer(cfg, model, readout), class_loss_fn,
+                      parts_loss_function(cfg, device))
     arrays = {k: np.load(p, mmap_mode="r") for k, p in _files(data).items()}
     n = cfg.steps * cfg.batch_size
     order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed)).numpy()
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
     model.train()
     for step in range(1, cfg.steps + 1):
         idx = np.sort(order[(step - 1) * cfg.batch_size: step * cfg.batch_size])
-        x = (torch.from_numpy(arrays["images"][idx]).to(device).float() / 255.0 - mean) / std
+        images = torch.from_numpy(arrays["images"][idx]).to(device)
         y = torch.from_numpy(arrays["labels"][idx]).to(device)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step - 1, cfg)
         t = torch.from_numpy(arrays["targets"][idx].astype(np.float32)).to(device)
-        loss = step_losses(cfg, model, readout, x, y, t, step, class_loss_fn, parts_loss_fn).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        trainee.step(step, images, y, t)
     return fold_batchnorm(model.cpu())
 
 
@@ -174,17 +158,16 @@ def train_all(recipes: dict[str, dict[str, Any]], data: Path, out: Path, process
 
 @torch.no_grad()
 def score(net: MiniAlexNet, eval_images: int = 2000, dissect_images: int = 500) -> dict[str, Any]:
-    """Accuracy (world seed 2026) and each concept's best single-unit IoU (world seed 3031)."""
+    """Accuracy (the evaluation's world seed) and each concept's best single-unit IoU (the dissection's)."""
     net = net.eval()
     size = TrainConfig().input_size
-    meta = {"mean": MEAN, "std": STD}
     right = 0
     for start in range(0, eval_images, 200):
-        x, y, _ = world.generate_batch(2026, start, min(200, eval_images - start), size)
+        x, y, _ = world.generate_batch(seeds.EVALUATION, start, min(200, eval_images - start), size)
         right += int((net(normalize(x, MEAN, STD)).argmax(1).numpy() == y).sum())
-    samples = [world.generate(3031, i, size) for i in range(dissect_images)]
+    samples = [world.generate(seeds.DISSECTION, i, size) for i in range(dissect_images)]
     concepts = world_concepts(samples, size).downsampled(size // 2)
-    acts = layer_activations(net, normalized_images(samples, meta), CONV_LAYERS)
+    acts = layer_activations(net, normalize_samples(samples, {"mean": MEAN, "std": STD}), CONV_LAYERS)
     units = dissect_activations(acts, concepts, matched_quantiles(concepts.fractions()), layer_alignment(net, size))
     best = {t: dict(zip(concepts.names, np.array([r["per_concept"] for r in rows]).max(0).tolist(), strict=True))
             for t, rows in units.items()}

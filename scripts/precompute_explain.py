@@ -32,22 +32,15 @@ from models.explain.patches import strongest, top_patches
 from models.explain.render import atlas, resize_map, untile
 from models.geometry import Geometry
 from models.layers import describe_layers
+from models.preprocess import normalize
 from models.units import unit_count
+from models.world import seeds
 from models.zoo.assets import INDEX_FILE, OOD_FILE
 from models.zoo.tinyweights import WEIGHTS_DIR, load_tiny, sha256_file
 
 LAYERS = ("features.4", "features.7", "features.9", "features.11")  # conv2..conv5 after ReLU
-PATCH_SEED, OOD_FIT_SEED, OOD_CAL_SEED, OOD_TEST_SEED, CAM_SEED = 23, 31, 37, 41, 43
-OOD_THRESHOLD_SEED = 39  # combined: the threshold is set on images the fit never saw
 # The shipped method; the others are written beside it (ood-<method>.npz) for comparison.
 OOD_METHODS = ("combined", "energy", "mahalanobis")
-
-
-def normalize(images: np.ndarray, meta: dict[str, Any]) -> torch.Tensor:
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(meta["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(meta["std"]).view(1, 3, 1, 1)
-    return (x - mean) / std
 
 
 def make_featvis(net: torch.nn.Module, meta: dict[str, Any], out: Path, steps: int,
@@ -80,10 +73,10 @@ def make_featvis(net: torch.nn.Module, meta: dict[str, Any], out: Path, steps: i
 def make_patches(net: torch.nn.Module, meta: dict[str, Any], out: Path, count: int,
                  index: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     t0 = time.perf_counter()
-    images, _labels, _ = world.generate_batch(PATCH_SEED, 0, count, meta["input_size"])
+    images, _labels, _ = world.generate_batch(seeds.PATCHES, 0, count, meta["input_size"])
     print(f"generated {count} images in {time.perf_counter() - t0:.0f} s", flush=True)
     geometry = describe_layers(net, meta["input_size"])
-    metrics: dict[str, Any] = {"images": count, "world_seed": PATCH_SEED}
+    metrics: dict[str, Any] = {"images": count, "world_seed": seeds.PATCHES}
     best100: dict[str, np.ndarray] = {}
     for layer in LAYERS:
         info = geometry[layer]
@@ -109,12 +102,12 @@ def make_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, sha: str, fi
              percentile: float = 99.0, method: str = OOD_METHODS[0]) -> dict[str, Any]:
     """Fit every OOD score; ship ``method`` as ood.npz, keep the others as ood-<name>.npz."""
     size = meta["input_size"]
-    fit_x, fit_y, _ = world.generate_batch(OOD_FIT_SEED, 0, fit_n, size)
-    cal_x, _, _ = world.generate_batch(OOD_CAL_SEED, 0, cal_n, size)
-    thr_x, _, _ = world.generate_batch(OOD_THRESHOLD_SEED, 0, cal_n, size)
+    fit_x, fit_y, _ = world.generate_batch(seeds.OOD_FIT, 0, fit_n, size)
+    cal_x, _, _ = world.generate_batch(seeds.OOD_CALIBRATION, 0, cal_n, size)
+    thr_x, _, _ = world.generate_batch(seeds.OOD_THRESHOLD, 0, cal_n, size)
 
     def batched(fn: Callable[[torch.Tensor], Any], x: np.ndarray) -> list[Any]:
-        return [fn(normalize(x[i:i + 128], meta)) for i in range(0, len(x), 128)]
+        return [fn(normalize(x[i:i + 128], meta["mean"], meta["std"])) for i in range(0, len(x), 128)]
 
     feats = np.concatenate(batched(lambda b: ood.features(net, b), fit_x))
     cal = np.concatenate(batched(lambda b: ood.features(net, b), cal_x))
@@ -129,8 +122,8 @@ def make_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, sha: str, fi
         stats.save(out / (OOD_FILE if name == method else f"ood-{name}.npz"))
     print(f"ood: {method} threshold {made[method].threshold:.3f} ({percentile} percentile)", flush=True)
     return {"method": method, "percentile": percentile, "threshold": made[method].threshold,
-            "fit_images": fit_n, "fit_seed": OOD_FIT_SEED, "calibration_images": cal_n,
-            "calibration_seed": OOD_CAL_SEED, "threshold_seed": OOD_THRESHOLD_SEED,
+            "fit_images": fit_n, "fit_seed": seeds.OOD_FIT, "calibration_images": cal_n,
+            "calibration_seed": seeds.OOD_CALIBRATION, "threshold_seed": seeds.OOD_THRESHOLD,
             "gram_layers": list(ood.GRAM_LAYERS), "gram_powers": list(ood.GRAM_POWERS),
             "parts_layer": ood.PARTS_LAYER}
 
@@ -159,10 +152,10 @@ def measure_cam(net: torch.nn.Module, meta: dict[str, Any], count: int,
     part_ratio: dict[str, list[tuple[float, float]]] = {}
     seconds: list[float] = []
     for i in range(count):
-        s = world.generate(CAM_SEED, i, meta["input_size"])
+        s = world.generate(seeds.GRADCAM, i, meta["input_size"])
         if not s.object_mask.any() or s.object_mask.all():
             continue
-        x = normalize(s.image[None], meta)[0]
+        x = normalize(s.image[None], meta["mean"], meta["std"])[0]
         for layer in layers:
             t0 = time.perf_counter()
             cam, _ = gradcam(net, x, layer)
@@ -176,7 +169,7 @@ def measure_cam(net: torch.nn.Module, meta: dict[str, Any], count: int,
             pair = (float(big[s.object_mask].mean()), float(big[~s.object_mask].mean()))
             part_ratio.setdefault(name, []).append(pair)
     median_ms = round(1000 * float(np.median(seconds)), 2)
-    result: dict[str, Any] = {"images": len(seconds), "seed": CAM_SEED, "median_ms": median_ms}
+    result: dict[str, Any] = {"images": len(seconds), "seed": seeds.GRADCAM, "median_ms": median_ms}
     for layer in layers:
         ins, outs = np.array(inside[layer]), np.array(outside[layer])
         result[layer] = {"mean_inside": float(ins.mean()), "mean_outside": float(outs.mean()),
@@ -223,11 +216,11 @@ def measure_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, test_n: i
     The photos are split in two halves (alternate names); the method was chosen on the
     first half only, so the second half's numbers are the unbiased ones.
     """
-    gen_x, _, _ = world.generate_batch(OOD_TEST_SEED, 0, test_n, meta["input_size"])
+    gen_x, _, _ = world.generate_batch(seeds.OOD_TEST, 0, test_n, meta["input_size"])
     groups, names = real_photos(meta["input_size"], per_photo=20)
     halves = {"choice_half": names[0::2], "held_out_half": names[1::2]}
     result: dict[str, Any] = {
-        "generated_test_images": test_n, "generated_seed": OOD_TEST_SEED, "real_photos": len(names),
+        "generated_test_images": test_n, "generated_seed": seeds.OOD_TEST, "real_photos": len(names),
         "real_photo_names": names, "crops_per_photo": 20, "lfw_faces": len(groups["lfw_faces"]), **halves,
     }
     shipped = ood.OODStats.load(out / OOD_FILE).method
@@ -235,7 +228,7 @@ def measure_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, test_n: i
         stats = ood.OODStats.load(out / (OOD_FILE if method == shipped else f"ood-{method}.npz"))
 
         def score(x: np.ndarray, stats: ood.OODStats = stats) -> np.ndarray:
-            return np.concatenate([ood.score_batch(stats, net, normalize(x[i:i + 128], meta))
+            return np.concatenate([ood.score_batch(stats, net, normalize(x[i:i + 128], meta["mean"], meta["std"]))
                                    for i in range(0, len(x), 128)])
 
         familiar = score(gen_x)
@@ -269,8 +262,8 @@ def shrink_featvis(out: Path, index: dict[str, Any]) -> None:
 
 def verify_featvis(net: torch.nn.Module, meta: dict[str, Any], out: Path, index: dict[str, Any]) -> dict[str, Any]:
     """The share of units whose shipped picture beats the best of 100 generated images."""
-    images, _, _ = world.generate_batch(PATCH_SEED, 0, 100, meta["input_size"])
-    result: dict[str, Any] = {"images": 100, "world_seed": PATCH_SEED}
+    images, _, _ = world.generate_batch(seeds.PATCHES, 0, 100, meta["input_size"])
+    result: dict[str, Any] = {"images": 100, "world_seed": seeds.PATCHES}
     wins = total = size = 0
     for layer, entry in index["featvis"].items():
         with Image.open(out / entry["file"]) as image:

@@ -1,7 +1,7 @@
 """Accuracy of the tiny model on freshly generated parts-world images.
 
-``layerscope evaluate --model tiny --seed 2026 --images 2000 --json`` generates K
-images from a world seed training never used, classifies them with the shipped weights
+``layerscope evaluate --model tiny --seed 2026 --images 2000 --json`` generates K images of
+the evaluation's world seed (models/world/seeds.py), classifies them with the shipped weights
 (loaded and sha256-checked by :func:`models.zoo.tinyweights.load_tiny`) and reports accuracy,
 per-class accuracy and the confusion matrix (rows: true class, columns: predicted).
 """
@@ -20,16 +20,9 @@ from tqdm import tqdm
 
 from models import world
 from models.analysis import jobs
+from models.preprocess import normalize
+from models.world import seeds
 from models.zoo.tinyweights import read_meta, write_meta
-
-# Never used by training (world seed 1) or its validation (world seed 7).
-DEFAULT_SEED = 2026
-
-
-def normalize(images: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 NHWC -> normalized NCHW float, as the server's preprocessing ends."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
 @torch.no_grad()
@@ -67,7 +60,7 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = jobs.parser("layerscope evaluate", __doc__, DEFAULT_SEED, 2000,
+    a = jobs.parser("layerscope evaluate", __doc__, seeds.EVALUATION, 2000,
                     "store accuracy and per-class accuracy in tiny.json's metrics").parse_args(argv)
     result = jobs.run(a, lambda model, meta: evaluate(model, meta, a.seed, a.images, progress=not a.json))
     if a.write_metadata:

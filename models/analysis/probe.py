@@ -1,6 +1,6 @@
 """How well a layer *could* show a concept, beside how well its best single unit does.
 
-Network Dissection (models/dissect.py) asks whether one unit's map matches a concept.
+Network Dissection (models/analysis/dissect.py) asks whether one unit's map matches a concept.
 When it does not, there are two very different reasons, and a model card should say
 which one holds:
 
@@ -13,8 +13,8 @@ which one holds:
   units. A *concept probe* (Net2Vec, Fong & Vedaldi 2018) is the best linear
   combination of a layer's units, ``w . a(x, y) + b``, fitted by logistic regression
   to the concept's share of each map pixel on one set of images, and then dissected
-  like a unit on *other* images (the dissection's own), so it cannot score by
-  memorizing them.
+  like a unit on *other* images (the dissection's own; it is fitted on world seed
+  ``seeds.PROBES``), so it cannot score by memorizing them.
 
 A concept whose probe reaches a high IoU while no unit does is represented by that
 layer, in a distributed code; one whose ideal unit is low is out of the layer's reach.
@@ -27,9 +27,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from models.analysis.dissect import Alignment, Concepts, iou_table
-
-PROBE_SEED = 4049  # the probes' fitting images: a world seed no other job uses
+from models.analysis.concepts import Alignment, Concepts, iou_table
 
 
 def ideal_maps(masks: torch.Tensor, align: Alignment, map_size: int) -> torch.Tensor:

@@ -1,11 +1,12 @@
 """How much the tiny model's answer rests on each part type: take the part away, watch the class.
 
-Network Dissection (models/dissect.py) says which parts have a unit of their own; this says
-which parts the classifier needs. For every fresh picture the model classifies correctly,
-each part type it shows is left undrawn (``world.generate(..., omit=part)``: the same
-picture, background, blur and noise, with whatever the part covered showing through) and
-the picture is classified again. Per part type: how often the predicted class changes,
-and the mean drop of the true class's probability.
+Network Dissection (models/analysis/dissect.py) says which parts have a unit of their own;
+this says which parts the classifier needs, on the dissection's own pictures
+(models/world/seeds.py). For every picture the model classifies correctly, each part type it
+shows (at least ``world.VISIBLE_PIXELS`` pixels of it) is left undrawn
+(``world.generate(..., omit=part)``: the same picture, background, blur and noise, with
+whatever the part covered showing through) and the picture is classified again. Per part
+type: how often the predicted class changes, and the mean drop of the true class's probability.
 
 Only real objects count: a scrambled picture without one of its misplaced parts is still
 scrambled, or becomes some other arrangement, and mixing the two would blur both numbers.
@@ -25,11 +26,10 @@ from torch import nn
 
 from models import world
 from models.analysis import jobs
-from models.analysis.evaluate import normalize
+from models.preprocess import normalize
+from models.world import seeds
 from models.zoo.tinyweights import read_meta, write_meta
 
-DEFAULT_SEED = 3031  # the dissection's images: never used by training or evaluation
-MIN_PIXELS = 4  # a part counts as shown when at least this many of its pixels are visible
 SCRAMBLED = world.CLASSES.index("scrambled")
 
 
@@ -51,7 +51,8 @@ def reliance(model: nn.Module, meta: dict[str, Any], seed: int, images: int) -> 
     correct = (intact.argmax(1) == labels) & (labels != SCRAMBLED)
     parts: dict[str, dict[str, float | int]] = {}
     for part in world.PARTS:
-        shown = [i for i, s in enumerate(samples) if correct[i] and int(s.part_masks[part].sum()) >= MIN_PIXELS]
+        shown = [i for i, s in enumerate(samples)
+                 if correct[i] and int(s.part_masks[part].sum()) >= world.VISIBLE_PIXELS]
         without = probabilities(model, [world.generate(seed, i, size, omit=part).image for i in shown], meta)
         truth = labels[shown]
         changed = without.argmax(1) != truth
@@ -61,7 +62,7 @@ def reliance(model: nn.Module, meta: dict[str, Any], seed: int, images: int) -> 
             "class_changed": round(float(changed.mean()), 4) if shown else 0.0,
             "probability_drop": round(float(drop.mean()), 4) if shown else 0.0,
         }
-    return {"seed": seed, "images": images, "min_pixels": MIN_PIXELS,
+    return {"seed": seed, "images": images, "min_pixels": world.VISIBLE_PIXELS,
             "correct_real_objects": int(correct.sum()), "parts": parts}
 
 
@@ -74,7 +75,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = jobs.parser("layerscope reliance", __doc__, DEFAULT_SEED, 1100,
+    a = jobs.parser("layerscope reliance", __doc__, seeds.RELIANCE, 1100,
                     "store the result in tiny.json's metrics").parse_args(argv)
     report = jobs.run(a, lambda model, meta: reliance(model, meta, a.seed, a.images))
     if a.write_metadata:

@@ -1,4 +1,4 @@
-"""The recipe sweep: its pictures are the trainer's, its loop uses each recipe knob, its score is the issue's."""
+"""The recipe sweep: its pictures are the trainer's, its loop uses each recipe knob, its score is the dissection's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import torch
 from models import world
 from models.analysis import evaluate
 from models.nets import MiniAlexNet
-from models.training.train import MEAN, STD, TrainConfig, layer_alignment, parts_where
+from models.preprocess import MEAN, STD
+from models.training.config import TrainConfig
+from models.training.data import parts_where, readout_alignment
+from models.world import seeds
 from scripts import cuda_sweep
 
 SMALL = replace(TrainConfig(), steps=3, batch_size=4, input_size=128)
@@ -30,7 +33,7 @@ def test_the_pictures_are_the_training_stream(pictures: Path) -> None:
     labels = np.load(pictures / "labels.npy")
     targets = np.load(pictures / "targets.npy")
     assert len(images) == SMALL.steps * SMALL.batch_size
-    align, side = layer_alignment(MiniAlexNet(SMALL.net_config()), SMALL.parts_layer, SMALL.input_size)
+    align, side = readout_alignment(MiniAlexNet(SMALL.net_config()), SMALL.parts_layer, SMALL.input_size)
     for i in (0, 5, len(images) - 1):
         s = world.generate(SMALL.world_seed, i, SMALL.input_size)
         assert np.array_equal(images[i], s.image.transpose(2, 0, 1))
@@ -57,7 +60,7 @@ def test_the_score_counts_what_evaluate_counts() -> None:
     net = MiniAlexNet(TrainConfig().net_config()).eval()
     got = cuda_sweep.score(net, eval_images=200, dissect_images=20)
     meta = {"classes": world.CLASSES, "input_size": 128, "mean": MEAN, "std": STD}
-    assert got["accuracy"] == evaluate.evaluate(net, meta, 2026, 200)["accuracy"]
+    assert got["accuracy"] == evaluate.evaluate(net, meta, seeds.EVALUATION, 200)["accuracy"]
     assert got["parts_detected"] == sum(v >= 0.2 for v in got["part_best_iou"].values())
     assert set(got["part_best_iou"]) == set(world.PARTS)
     assert "scrambled" not in got["object_best_iou"]

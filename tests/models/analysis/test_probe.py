@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.analysis import dissect, probe
+from models.analysis import probe
+from models.analysis.concepts import Alignment, Concepts, iou_table
 
-IDENTITY = dissect.Alignment(offset=0.0, stride=1.0, input_size=32)
+IDENTITY = Alignment(offset=0.0, stride=1.0, input_size=32)
 
 
 def _squares(n: int, seed: int, size: int = 32) -> torch.Tensor:
@@ -20,8 +21,8 @@ def _squares(n: int, seed: int, size: int = 32) -> torch.Tensor:
     return torch.from_numpy(masks)
 
 
-def _concepts(masks: torch.Tensor) -> dissect.Concepts:
-    return dissect.Concepts(["square"], ["part"], masks)
+def _concepts(masks: torch.Tensor) -> Concepts:
+    return Concepts(["square"], ["part"], masks)
 
 
 def _matched(masks: torch.Tensor) -> list[float]:
@@ -36,7 +37,7 @@ def test_ideal_maps_at_full_resolution_are_the_masks() -> None:
 
 def test_ideal_map_pixel_is_the_share_of_its_stride_window() -> None:
     # Stride 4 with centres at 1.5 + 4i: map pixel (0, 0) covers input pixels 0..3 x 0..3.
-    align = dissect.Alignment(offset=1.5, stride=4.0, input_size=16)
+    align = Alignment(offset=1.5, stride=4.0, input_size=16)
     masks = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
     masks[0, 0, 0:2, 0:2] = True  # 4 of the window's 16 pixels
     masks[0, 0, 4:8, 8:12] = True  # all of map pixel (1, 2)
@@ -50,7 +51,7 @@ def test_ideal_map_windows_on_integer_centres_share_edge_pixels_by_halves() -> N
     # Centres on pixels 2, 6, 10: windows [0, 4], [4, 8], [8, 12]. Input pixel 4 spans
     # [3.5, 4.5], half in the first window and half in the second (each 4 wide); the last
     # window runs off the picture at 11.5, so it averages over the 3.5 that remain.
-    align = dissect.Alignment(offset=2.0, stride=4.0, input_size=12)
+    align = Alignment(offset=2.0, stride=4.0, input_size=12)
     masks = torch.zeros(1, 1, 12, 12, dtype=torch.bool)
     masks[0, 0, :, 4] = True
     masks[0, 0, :, 11] = True
@@ -63,7 +64,7 @@ def test_ceiling_is_one_at_full_resolution_and_falls_with_coarser_maps() -> None
     masks = _squares(40, seed=1)
     concepts = _concepts(masks)
     fine = probe.ceiling(masks, concepts, [0.9], IDENTITY, 32)
-    coarse = probe.ceiling(masks, concepts, [0.9], dissect.Alignment(3.5, 8.0, 32), 4)
+    coarse = probe.ceiling(masks, concepts, [0.9], Alignment(3.5, 8.0, 32), 4)
     assert float(fine[0]) == 1.0
     assert 0.2 < float(coarse[0]) < 0.9
 
@@ -87,7 +88,7 @@ def test_a_concept_spread_over_two_units_is_found_by_the_probe_not_by_either_uni
     concepts = _concepts(test_masks)
     test_acts = _split_code(test_masks, seed=5)
     q = _matched(test_masks)
-    units, _ = dissect.iou_table(test_acts, concepts, q)
+    units, _ = iou_table(test_acts, concepts, q)
     iou = probe.probe_iou(_split_code(fit_masks, seed=4), fit_masks, test_acts, concepts, q, IDENTITY)
     assert float(units.max()) < 0.6  # half the square at best
     assert float(iou[0]) > 0.9

@@ -34,7 +34,7 @@ def test_matches_one_picture_at_a_time() -> None:
     assert report["correct_real_objects"] == len(correct) >= 30
     tested = 0
     for part in world.PARTS:
-        shown = [i for i in correct if whole[i].part_masks[part].sum() >= reliance.MIN_PIXELS]
+        shown = [i for i in correct if whole[i].part_masks[part].sum() >= world.VISIBLE_PIXELS]
         changed, drops = [], []
         for i in shown:
             before = prob(whole[i].image)
@@ -70,7 +70,7 @@ def test_a_model_that_ignores_the_picture_relies_on_no_part() -> None:
     faces = [world.generate(SEED, i, meta["input_size"]) for i in range(face, IMAGES, len(world.CLASSES))]
     assert report["correct_real_objects"] == len(faces)
     for part, r in report["parts"].items():
-        assert r["images"] == sum(int(s.part_masks[part].sum()) >= reliance.MIN_PIXELS for s in faces), part
+        assert r["images"] == sum(int(s.part_masks[part].sum()) >= world.VISIBLE_PIXELS for s in faces), part
         assert r["class_changed"] == 0.0 and r["probability_drop"] == 0.0
     assert report["parts"]["eye"]["images"] > 0 and report["parts"]["wheel"]["images"] == 0
 
