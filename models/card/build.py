@@ -22,6 +22,7 @@ from models import world
 from models.analysis.concepts import CONV_LAYERS, TARGET_IOU
 from models.card import explained, measures, recipe, runs
 from models.card.text import pct, reached, render_card, table
+from models.world import seeds
 from models.zoo.tinyweights import WEIGHTS_DIR, read_meta, taught_parts
 
 CARD_FILE = "MODEL_CARD.md"
@@ -122,7 +123,7 @@ def context(meta: dict[str, Any], explain: dict[str, Any] | None, repro: dict[st
     return {
         "model": model_context(meta, maps), "training": recipe.training_context(meta, repro),
         "explain": explained.explain_context(explain), "conv5_ratio": explained.conv5_ratio(explain),
-        "localizes": explained.LOCALIZES,
+        "localizes": explained.LOCALIZES, "validation_seed": seeds.VALIDATION,
         "runs": runs_context(meta) if d else None,
         "dissection": d and {
             "d": d, **measures.dissection_tables(d), "concepts_parts": len(world.PARTS),

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.capture import live_outputs
+from models.preprocess import standardize
 from models.units import pre_activation
 
 # Lucid's square root of ImageNet's colour correlation matrix: sampling decorrelated
@@ -103,8 +104,7 @@ class Visualization:
         shape = (len(channels), 3, self.config.size, self.config.size // 2 + 1, 2)
         self.spectrum = (self.config.init * torch.randn(shape, generator=self.rng)).requires_grad_()
         self.optimizer = torch.optim.Adam([self.spectrum], lr=self.config.lr)
-        self.mean = torch.tensor(list(mean)).view(1, 3, 1, 1)
-        self.std = torch.tensor(list(std)).view(1, 3, 1, 1)
+        self.mean, self.std = list(mean), list(std)
         self.index = torch.arange(len(channels))
         self.chosen = torch.tensor(list(channels))
         self.steps_done = 0
@@ -120,7 +120,7 @@ class Visualization:
             for _ in range(min(count, config.steps - self.steps_done)):
                 images = _transform(to_rgb(self.spectrum, config.size, config.decay), config, self.rng)
                 with live_outputs(self.network, [self.target]) as outputs:
-                    self.network((images - self.mean) / self.std)
+                    self.network(standardize(images, self.mean, self.std))
                 values = outputs[self.target][self.index, self.chosen]
                 if values.dim() == 3:  # a map: the centre unit, so the pattern is whole and centred
                     values = values[:, values.shape[1] // 2, values.shape[2] // 2]

@@ -18,6 +18,7 @@ from torch import nn
 
 from models.capture import capture
 from models.geometry import Geometry
+from models.preprocess import normalize
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,12 @@ def strongest(
     batch: int = 64,
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Per image and unit, the largest activation and its flat map position; and the map size."""
-    mean_t = torch.tensor(list(mean)).view(1, 3, 1, 1)
-    std_t = torch.tensor(list(std)).view(1, 3, 1, 1)
     values, where = [], []
     size = (0, 0)
     for start in range(0, len(images), batch):
-        x = torch.from_numpy(images[start : start + batch]).permute(0, 3, 1, 2).float() / 255.0
+        x = normalize(images[start : start + batch], mean, std)
         with torch.inference_mode(), capture(network, [layer]) as outputs:
-            network((x - mean_t) / std_t)
+            network(x)
         out = outputs[layer]
         size = (int(out.shape[2]), int(out.shape[3]))
         best, index = out.flatten(2).max(dim=2)

@@ -1,4 +1,4 @@
-"""The explanation API on the page (issue 5): filters, Grad-CAM, unit close-up, named units,
+"""The explanation API on the page: filters, Grad-CAM, unit close-up, named units,
 the training-checkpoint slider and the unfamiliar-input notice."""
 
 from __future__ import annotations
