@@ -66,11 +66,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rows = [("id", "available", "trained on", "accuracy")]
     for entry in load_registry(settings.model_ids, settings.alexnet_weights).values():
-        accuracy = entry.metrics.get("accuracy", entry.metrics.get("imagenet_top1"))
+        accuracy = entry.accuracy_percent
         available = "yes" if entry.available else f"no: run `{entry.how_to_get}`"
         shown = "untrained" if not entry.trained else ("-" if accuracy is None else f"{accuracy:.2f}%")
-        if isinstance(accuracy, float) and accuracy <= 1.0:
-            shown = f"{accuracy * 100:.2f}%"
         rows.append((entry.id, available, entry.trained_on, shown))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:

@@ -30,15 +30,7 @@ from typing import Any, Generic, TypeVar
 import torch
 
 from app.errors import ProblemError
-
-# Micro-batches: at most this many waiting pictures share one forward pass (AlexNet's fully
-# connected layers read ~230 MB of weights per pass, the same for 1 picture or 8).
-MAX_BATCH = 8
-# Threads that decode, preprocess and encode around the inference thread: one per core here.
-CPU_WORKERS = 2
-# When the inference thread is free and pictures for the same forward pass are still being
-# decoded, it waits for them this long at most, to run them in one batch.
-BATCH_WAIT_S = 0.010
+from app.settings import Settings
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -100,17 +92,22 @@ class _Waiting:
 
 
 class Engine:
-    """Runs model work on the inference thread, refusing work past its capacity."""
+    """Runs model work on the inference thread, refusing work past its capacity.
+
+    Every knob comes from the caller (``from_settings``: the server's Settings, which hold
+    the one copy of each default).
+    """
 
     def __init__(
         self,
+        *,
         torch_threads: int,
         queue_size: int,
         cache_entries: int,
         retry_after_s: int,
-        max_batch: int = MAX_BATCH,
-        cpu_workers: int = CPU_WORKERS,
-        batch_wait_s: float = BATCH_WAIT_S,
+        max_batch: int,
+        cpu_workers: int,
+        batch_wait_s: float,
     ) -> None:
         self.capacity = 1 + max(0, queue_size)
         self.retry_after_s = retry_after_s
@@ -133,6 +130,18 @@ class Engine:
         self._preparing: Counter[Hashable] = Counter()  # requests in their first stage, by batch key
         self._changed: asyncio.Event | None = None  # set when a first stage ends
         self._dispatcher: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Engine:
+        return cls(
+            torch_threads=settings.torch_threads,
+            queue_size=settings.queue_size,
+            cache_entries=settings.cache_entries,
+            retry_after_s=settings.retry_after_s,
+            max_batch=settings.max_batch,
+            cpu_workers=settings.cpu_workers,
+            batch_wait_s=settings.batch_wait_ms / 1000,
+        )
 
     def admit(self) -> None:
         if self.in_flight >= self.capacity:

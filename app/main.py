@@ -28,15 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with suppress(RuntimeError):
             torch.set_num_interop_threads(1)
         app.state.registry = load_registry(settings.model_ids, settings.alexnet_weights)
-        app.state.engine = Engine(
-            settings.torch_threads,
-            settings.queue_size,
-            settings.cache_entries,
-            settings.retry_after_s,
-            max_batch=settings.max_batch,
-            cpu_workers=settings.cpu_workers,
-            batch_wait_s=settings.batch_wait_ms / 1000,
-        )
+        app.state.engine = Engine.from_settings(settings)
         # What is loaded by now (torch, the models, the app) lives as long as the server: keep
         # it out of the collector's full passes, which walked all of it (160 ms here, with the
         # GIL held: every request in flight stalled) every few hundred requests. No collection

@@ -28,7 +28,7 @@ import torch
 from app.encode import compact_json, data_url, denormalized_png, layer_json, npz_bytes, png_bytes, raw_marker
 from app.imaging import decode_image, preprocess_image
 from models.activations import Activations, compute_batch
-from models.ood import COMBINED_LAYERS, assess
+from models.ood import COMBINED_LAYERS, OODStats, assess
 from models.zoo.assets import ood_stats
 from models.zoo.checkpoints import network_for
 from models.zoo.registry import ModelEntry
@@ -138,66 +138,82 @@ def infer(
     later = options.checkpoint is None and needed is not None
     extra = [name for name in (needed or ()) if later and name not in options.layers]
     layers = (*options.layers, *extra)
-    encoded: list[dict[str, Early]] = [{} for _ in batch]
-    pictures: list[Early | None] = [None] * len(batch)
     threads = pass_threads(entry, torch.get_num_threads())
-    early = submit is not None and options.format == "json"
-    # With a core to spare, each picture's PNG is made before the pass and each layer encoded
-    # as soon as it has its maps. When the pass uses every core, encoding beside the
-    # convolutions only slows them (AlexNet: capture + encode 1.24x -> 1.43x), so it all waits
-    # for the last requested layer and runs beside the rest (AlexNet's classifier).
-    spare = threads < available_cores()
+    early = EarlyEncoding(entry, options, batch, submit, threads < available_cores())
+    start = time.perf_counter()
+    shapes = {tuple(p.tensor.shape) for p in batch}
+    # Pictures of one input size share one pass; otherwise (a model without a fixed crop) one each.
+    groups = [list(range(len(batch)))] if len(shapes) == 1 else [[i] for i in range(len(batch))]
+    early.before_pass()
+    results: list[Activations] = [None] * len(batch)  # type: ignore[list-item]
+    for group in groups:
+        tensors = torch.stack([batch[i].tensor for i in group])
+        with intra_op_threads(threads):
+            computed = compute_batch(network, tensors, layers, early.as_ready(group))
+        for i, result in zip(group, computed, strict=True):
+            results[i] = result
+    forward_s = time.perf_counter() - start
+    inferred = []
+    for prepared, result, ready, seen in zip(batch, results, early.encoded, early.pictures, strict=True):
+        mark = time.perf_counter()
+        ood = None if later else unfamiliarity(entry, prepared.tensor)
+        inferred.append(Inferred(result, ood, forward_s, time.perf_counter() - mark, len(batch), later, ready, seen))
+    return inferred
 
-    def begin(job: Callable[[], str]) -> Early:
-        assert submit is not None
-        return Early(submit(job), job)
 
-    def begin_pictures(group: list[int]) -> None:
+class EarlyEncoding:
+    """The encoding ``infer`` starts on the CPU workers during a forward pass (JSON answers only).
+
+    With a core to spare (``spare``), each picture's PNG is made before the pass and each
+    layer encoded as soon as it has its maps. When the pass uses every core, encoding beside
+    the convolutions only slows them (AlexNet: capture + encode 1.24x -> 1.43x), so it all
+    waits for the last requested layer and runs beside the rest (AlexNet's classifier).
+    """
+
+    def __init__(
+        self, entry: ModelEntry, options: Options, batch: Sequence[Prepared], submit: Submit | None, spare: bool
+    ) -> None:
+        self.entry, self.options, self.batch, self.spare = entry, options, batch, spare
+        self.submit = submit if options.format == "json" else None
+        self.encoded: list[dict[str, Early]] = [{} for _ in batch]
+        self.pictures: list[Early | None] = [None] * len(batch)
+
+    def _begin(self, job: Callable[[], str]) -> Early:
+        assert self.submit is not None
+        return Early(self.submit(job), job)
+
+    def _begin_pictures(self, group: list[int]) -> None:
         for picture in group:
-            pictures[picture] = begin(partial(picture_url, entry, batch[picture]))
+            self.pictures[picture] = self._begin(partial(picture_url, self.entry, self.batch[picture]))
 
-    def as_ready(group: list[int]) -> Callable[[str, torch.Tensor], None] | None:
-        if not early:
+    def before_pass(self) -> None:
+        if self.submit is not None and self.spare:
+            self._begin_pictures(list(range(len(self.batch))))
+
+    def as_ready(self, group: list[int]) -> Callable[[str, torch.Tensor], None] | None:
+        """The capture callback for one pass over the pictures ``group`` (None: encode later)."""
+        if self.submit is None:
             return None
         ready: dict[str, torch.Tensor] = {}
+        requested = self.options.layers
 
         def encode(name: str, output: torch.Tensor) -> None:
-            if name not in options.layers:
+            if name not in requested:
                 return
             ready[name] = output
-            if spare:
+            if self.spare:
                 due = [name]
-            elif len(ready) == len(options.layers):  # the last requested layer
-                begin_pictures(group)
+            elif len(ready) == len(requested):  # the last requested layer
+                self._begin_pictures(group)
                 due = list(ready)
             else:
                 return
             for layer in due:
                 for row, picture in enumerate(group):
-                    encoded[picture][layer] = begin(layer_job(entry, layer, ready[layer][row].numpy()))
+                    job = layer_job(self.entry, layer, ready[layer][row].numpy())
+                    self.encoded[picture][layer] = self._begin(job)
 
         return encode
-
-    start = time.perf_counter()
-    shapes = {tuple(p.tensor.shape) for p in batch}
-    # Pictures of one input size share one pass; otherwise (a model without a fixed crop) one each.
-    groups = [list(range(len(batch)))] if len(shapes) == 1 else [[i] for i in range(len(batch))]
-    if early and spare:
-        begin_pictures(list(range(len(batch))))
-    results: list[Activations] = [None] * len(batch)  # type: ignore[list-item]
-    for group in groups:
-        tensors = torch.stack([batch[i].tensor for i in group])
-        with intra_op_threads(threads):
-            computed = compute_batch(network, tensors, layers, as_ready(group))
-        for i, result in zip(group, computed, strict=True):
-            results[i] = result
-    forward_s = time.perf_counter() - start
-    inferred = []
-    for prepared, result, ready, seen in zip(batch, results, encoded, pictures, strict=True):
-        mark = time.perf_counter()
-        ood = None if later else unfamiliarity(entry, prepared.tensor)
-        inferred.append(Inferred(result, ood, forward_s, time.perf_counter() - mark, len(batch), later, ready, seen))
-    return inferred
 
 
 def pass_threads(entry: ModelEntry, setting: int) -> int:
@@ -285,7 +301,7 @@ def finish(
         "predictions": top_predictions(entry, result.probabilities, options.top_k),
         "layers": [raw_marker(i) for i in range(1, len(done))],
         "checkpoint": options.checkpoint,
-        **({"ood": ood} if entry.id == "tiny" else {}),
+        **({"ood": ood} if entry.familiarity else {}),
         "timings_ms": {k: round(v * 1000, 3) for k, v in timings.items()},
     }
     return Result(compact_json(body, done).encode(), "application/json")
@@ -312,10 +328,10 @@ def unfamiliarity(
     logits: np.ndarray | None = None,
     maps: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any] | None:
-    """The tiny model's unfamiliar-input score (models/explain/ood.py), always with the
+    """The unfamiliar-input score (models/ood.py) of a model that has one, always with the
     served weights: it judges the picture, not a checkpoint. None without calibration.
     ``logits`` and ``maps``: the served weights' pass for this picture, when there was one."""
-    stats = ood_stats(entry.weights_source) if entry.id == "tiny" else None
+    stats = familiarity_stats(entry)
     if stats is None or entry.network is None:
         return None
     tensors = None if maps is None else {name: torch.from_numpy(array) for name, array in maps.items()}
@@ -325,7 +341,13 @@ def unfamiliarity(
 def ood_layers(entry: ModelEntry) -> tuple[str, ...] | None:
     """The maps ``unfamiliarity`` needs beside the logits to score a picture without running
     the network; None when it runs the network (or there is no score: then it is instant)."""
-    stats = ood_stats(entry.weights_source) if entry.id == "tiny" else None
+    stats = familiarity_stats(entry)
     if stats is None:
         return ()
     return {"energy": (), "combined": COMBINED_LAYERS}.get(stats.method)
+
+
+def familiarity_stats(entry: ModelEntry) -> OODStats | None:
+    """The calibration the entry's unfamiliar-input score uses, where it has a score and the
+    statistics for its served weights ship."""
+    return ood_stats(entry.assets_source) if entry.familiarity else None

@@ -4,7 +4,7 @@
 forward pass with capture of the default layers, then quantization, PNG atlases, the picture
 the network saw, statistics and the JSON bytes, ready to send. It calls app.pipeline's own
 stage functions (``infer`` then ``finish``) the way the server does for a lone request: the
-layers are encoded side by side on a pool of ``CPU_WORKERS`` threads (app/inference.py),
+layers are encoded side by side on a pool of ``Settings.cpu_workers`` threads (app/inference.py),
 during the pass (each layer as it comes when the pass leaves a core free, else from the last
 default layer on, beside the classifier). "full pipeline" adds decoding and preprocessing
 (``analyze``). The step rows time each piece on one thread, so they add up to the CPU a
@@ -27,8 +27,9 @@ import torch
 
 from app.encode import as_maps, atlas_columns, png_bytes, quantize, tile_atlas
 from app.imaging import decode_image, preprocess_image
-from app.inference import CPU_WORKERS, pool_map
+from app.inference import pool_map
 from app.pipeline import Mapper, Options, Submit, analyze, finish, infer, intra_op_threads, picture_png, prepare
+from app.settings import get_settings
 from bench.common import (
     MAX_PIXELS,
     Config,
@@ -72,7 +73,7 @@ def bare_forward(entry: ModelEntry, tensor: torch.Tensor) -> Callable[[], object
 @contextmanager
 def worker_pool() -> Iterator[tuple[Mapper[Any, Any], Submit]]:
     """The server's CPU workers, as app.pipeline's ``mapper`` (finish) and ``submit`` (infer)."""
-    with ThreadPoolExecutor(max_workers=CPU_WORKERS, thread_name_prefix="bench-cpu") as pool:
+    with ThreadPoolExecutor(max_workers=get_settings().cpu_workers, thread_name_prefix="bench-cpu") as pool:
         yield (lambda fn, items: pool_map(pool, fn, items)), pool.submit
 
 
@@ -143,8 +144,8 @@ def run(config: Config) -> list[Row]:
     rows: list[Row] = []
     for model in config.models:
         entry = registry()[model]
-        # tiny's forward pass takes about a millisecond: more repetitions cost little and
-        # steady the medians against the other engineers' jobs.
+        # tiny's forward pass takes under two milliseconds: more repetitions cost little and
+        # steady the medians against other jobs on the machine.
         reps = config.reps * (3 if model == "tiny" else 1)
         with worker_pool() as (mapper, submit), intra_op_threads(model_threads(entry)):
             times = interleaved(candidates(entry, mapper, submit), reps)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import problem_response
-from app.middleware.early import Aborted, Guard
+from app.middleware.early import Guard
 
 SLUG = "body-too-large"
 
@@ -51,13 +51,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    detail = _detail(self.max_bytes)
-                    await guard.answer(problem_response(413, detail, SLUG, {"Connection": "close"}))
-                    raise Aborted(413, SLUG, _detail(self.max_bytes))
+                    await guard.refuse(413, SLUG, _detail(self.max_bytes))
             return message
 
-        try:
-            await self.app(scope, receive_counted, guard.send)
-        except Aborted:
-            if not guard.answered:
-                raise
+        await guard.run(self.app, receive_counted)

@@ -9,10 +9,12 @@ response whatever the route does with the error.
 
 from __future__ import annotations
 
-from starlette.responses import Response
-from starlette.types import Message, Scope, Send
+from typing import NoReturn
 
-from app.errors import ProblemError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import ProblemError, problem_response
 
 
 class Aborted(ProblemError):
@@ -43,6 +45,20 @@ class Guard:
         self.answered = True
         await response(self.scope, _nothing_to_receive, self._send)
         return True
+
+    async def refuse(self, status: int, slug: str, detail: str) -> NoReturn:
+        """Answer with a problem (and close the connection), then stop the app reading."""
+        await self.answer(problem_response(status, detail, slug, {"Connection": "close"}))
+        raise Aborted(status, slug, detail)
+
+    async def run(self, app: ASGIApp, receive: Receive) -> None:
+        """Run ``app`` with the watched ``receive`` and this guard's ``send``; once the guard
+        has answered, the Aborted it raised into the app ends the request quietly."""
+        try:
+            await app(self.scope, receive, self.send)
+        except Aborted:
+            if not self.answered:
+                raise
 
 
 async def _nothing_to_receive() -> Message:

@@ -15,8 +15,7 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import problem_response
-from app.middleware.early import Aborted, Guard
+from app.middleware.early import Guard
 
 SLUG = "slow-upload"
 
@@ -51,8 +50,7 @@ class SlowBodyMiddleware:
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
-                await guard.answer(problem_response(408, detail, SLUG, {"Connection": "close"}))
-                raise Aborted(408, SLUG, detail) from None
+                await guard.refuse(408, SLUG, detail)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
@@ -60,8 +58,4 @@ class SlowBodyMiddleware:
                 complete = True
             return message
 
-        try:
-            await self.app(scope, receive_timed, guard.send)
-        except Aborted:
-            if not guard.answered:
-                raise
+        await guard.run(self.app, receive_timed)

@@ -1,37 +1,17 @@
-"""The JSON API, version 1 (DESIGN.md section 3). Routes are thin: parse, delegate, answer."""
+"""The JSON API, version 1 (README.md, "The API (v1)"). Routes are thin: parse, delegate, answer."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from app.deps import AvailableModelDep, EngineDep, ModelDep, RegistryDep, SettingsDep
-from app.errors import ProblemError
-from app.inference import Stages, image_key
+from app.deps import ActivationsDep, EngineDep, ModelDep, RegistryDep, SettingsDep
 from app.intake import read_image_bytes
-from app.pipeline import Format, Options, finish, infer, prepare
-from models.zoo.checkpoints import UnknownCheckpoint, resolve_checkpoint
+from app.routes.common import IMAGE_BODY, NO_STORE
+from app.services.activations import activations_answer
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
-
-IMAGE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "description": "The picture: a multipart field `image`, or the raw image bytes.",
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary"}},
-                }
-            },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.get("/models", summary="List every model")
@@ -44,22 +24,6 @@ def get_model(entry: ModelDep) -> dict[str, Any]:
     return {**entry.summary(), "all_layers": [info.to_dict() for info in entry.layers.values()]}
 
 
-def _parse_layers(raw: str | None, entry: AvailableModelDep) -> tuple[str, ...]:
-    if raw is None or not raw.strip():
-        return entry.default_layers
-    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
-    unknown = [n for n in names if n not in entry.layers]
-    if unknown:
-        shown = ", ".join(n for n in unknown if n.replace(".", "").replace("_", "").isalnum())
-        raise ProblemError(
-            422,
-            "unknown-layer",
-            f"Unknown layer name(s){': ' + shown[:200] if shown else ''}. "
-            f"See GET /api/v1/models/{entry.id} for the layer names.",
-        )
-    return names
-
-
 @router.post(
     "/models/{model_id}/activations",
     summary="Run the model on one picture and return every layer's maps",
@@ -67,41 +31,8 @@ def _parse_layers(raw: str | None, entry: AvailableModelDep) -> tuple[str, ...]:
     response_class=Response,
     responses={200: {"content": {"application/json": {}, "application/x-npz": {}}}},
 )
-async def activations(
-    request: Request,
-    entry: AvailableModelDep,
-    engine: EngineDep,
-    settings: SettingsDep,
-    layers: Annotated[
-        str | None,
-        Query(max_length=2000, description="Comma-separated dotted layer names; default: conv layers after ReLU."),
-    ] = None,
-    top_k: Annotated[int, Query(ge=1, le=1000, description="How many predictions to return.")] = 5,
-    format: Annotated[Format, Query(description="json (atlases) or npz (raw float32 arrays).")] = "json",
-    checkpoint: Annotated[
-        str | None, Query(max_length=64, description="A training checkpoint (tiny); default: final weights.")
-    ] = None,
-) -> Response:
-    try:
-        chosen = resolve_checkpoint(entry, checkpoint)
-    except UnknownCheckpoint as exc:
-        raise ProblemError(422, "unknown-checkpoint", str(exc)) from None
-    # The checkpoint is part of Options, so it is part of the cache key too.
-    options = Options(_parse_layers(layers, entry), min(top_k, len(entry.classes)), format, chosen)
+async def activations(request: Request, args: ActivationsDep, engine: EngineDep, settings: SettingsDep) -> Response:
     engine.admit()  # refuse early, before reading the body, when the server is full
     data = await read_image_bytes(request, settings.max_body_bytes)
-    key = (image_key(data), entry.id, options)
-    cached = engine.cache.get(key)
-    if cached is None:
-        # Decode and encode on the CPU workers; the forward pass on the inference thread,
-        # batched with other pictures waiting for the same model, checkpoint and layers.
-        cached = await engine.run_staged(
-            Stages(
-                before=lambda: prepare(entry, data, settings.max_pixels),
-                batch_key=(entry.id, *options.batch_key),
-                forward=lambda batch: infer(entry, options, batch, engine.submit),
-                after=lambda prepared, inferred: finish(entry, options, prepared, inferred, engine.map),
-            )
-        )
-        engine.cache.put(key, cached)
-    return Response(cached.body, media_type=cached.media_type, headers=NO_STORE)  # type: ignore[attr-defined]
+    result = await activations_answer(engine, args.entry, args.options, data, settings.max_pixels)
+    return Response(result.body, media_type=result.media_type, headers=NO_STORE)

@@ -54,7 +54,7 @@ from models.nets import MiniAlexNet
 from models.plotting import has_matplotlib
 from models.preprocess import normalize_samples
 from models.world import seeds
-from models.zoo.tinyweights import read_meta, write_meta
+from models.zoo.tinyweights import DISSECTION_FILE, read_meta, write_meta
 
 
 def dissect_activations(acts: dict[str, torch.Tensor], concepts: Concepts,
@@ -182,7 +182,7 @@ def run(model: nn.Module, meta: dict[str, Any], seed: int, images: int,
 
 def write(report: dict[str, Any], out: Path) -> None:
     """tiny-dissection.json (the page's per-unit file), the plots and tiny.json's dissection summary."""
-    (out / "tiny-dissection.json").write_text(json.dumps(per_unit_file(report)) + "\n")
+    (out / DISSECTION_FILE).write_text(json.dumps(per_unit_file(report)) + "\n")
     meta = read_meta(out)
     if has_matplotlib():  # a test extra, not a runtime dependency
         plot(report, out / "tiny-dissection.png")

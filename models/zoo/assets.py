@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -76,15 +77,28 @@ def sprite(weights_source: str | None, kind: str, layer: str) -> tuple[np.ndarra
         return _image(str(folder / entry["file"])), entry
 
 
-def sprite_bytes(weights_source: str | None, kind: str, layer: str) -> tuple[bytes, str, dict[str, Any]] | None:
-    """A layer's sprite file as stored (PNG or JPEG bytes), its media type and index entry."""
+@dataclass(frozen=True)
+class SpriteFile:
+    """A layer's sprite file as stored and how its tiles are laid out."""
+
+    raw: bytes  # PNG or JPEG bytes, as shipped
+    media_type: str
+    columns: int
+    tile: tuple[int, int]  # height, width
+    units: int
+
+
+def sprite_bytes(weights_source: str | None, kind: str, layer: str) -> SpriteFile | None:
+    """A layer's sprite file (``kind`` "featvis" or "patches") as stored, without decoding."""
     index = index_for(weights_source)
     entry = (index or {}).get(kind, {}).get(layer)
     folder = explain_dir(weights_source)
     if entry is None or folder is None:
         return None
     media = "image/jpeg" if str(entry["file"]).endswith(".jpg") else "image/png"
-    return (folder / entry["file"]).read_bytes(), media, entry
+    height, width = entry["tile"]
+    raw = (folder / entry["file"]).read_bytes()
+    return SpriteFile(raw, media, int(entry["columns"]), (int(height), int(width)), int(entry["units"]))
 
 
 def unit_featvis(weights_source: str | None, layer: str, channel: int) -> np.ndarray | None:

@@ -1,7 +1,7 @@
 """The network as it was during training: snapshots kept by the training job.
 
-``tiny.json`` lists them under ``checkpoints`` ({name, step, fraction, file}); the files
-sit next to the final weights. Each is loaded the first time it is asked for and kept
+The model's metadata lists them (``ModelEntry.checkpoints``: name, step, fraction, file);
+the files sit next to the final weights. Each is loaded the first time it is asked for and kept
 (a few MB each), frozen and in eval mode like the registry's networks.
 """
 
@@ -24,7 +24,7 @@ class UnknownCheckpoint(ValueError):
 
 
 def checkpoint_names(entry: ModelEntry) -> list[str]:
-    return [str(c["name"]) for c in entry.checkpoints]
+    return [c.name for c in entry.checkpoints]
 
 
 def resolve_checkpoint(entry: ModelEntry, raw: str | None) -> str | None:
@@ -42,10 +42,10 @@ def network_for(entry: ModelEntry, checkpoint: str | None) -> nn.Module:
     if checkpoint is None:
         assert entry.network is not None
         return entry.network
-    record = next((c for c in entry.checkpoints if c.get("name") == checkpoint), None)
+    record = entry.checkpoint(checkpoint)
     if record is None or entry.weights_source is None:
         raise UnknownCheckpoint(f"Unknown checkpoint; known: {', '.join(checkpoint_names(entry)) or 'none'}.")
-    path = Path(entry.weights_source).parent / str(record["file"])
+    path = Path(entry.weights_source).parent / record.file
     key = (str(path), checkpoint)
     with _LOCK:
         network = _CACHE.get(key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from torchvision.transforms._presets import ImageClassification
 from models.layers import DEFAULT_LAYERS, LayerInfo, describe_layers
 from models.nets import MiniAlexNet, NetConfig, build_alexnet
 from models.zoo import tinyweights
+from models.zoo.meta import Checkpoint, TaughtParts
 
 WEIGHTS_DIR = tinyweights.WEIGHTS_DIR
 ALEXNET_WEIGHTS = AlexNet_Weights.IMAGENET1K_V1
@@ -32,7 +33,11 @@ Preprocess = Callable[[Any], torch.Tensor]
 
 @dataclass
 class ModelEntry:
-    """One servable model (or the honest reason it cannot be served)."""
+    """One servable model (or the honest reason it cannot be served).
+
+    What a model can do beyond activations is data here, set by the registry from what the
+    model ships: the web layer asks the entry, never its id.
+    """
 
     id: str
     title: str
@@ -52,14 +57,25 @@ class ModelEntry:
     how_to_get: str | None = None
     weights_source: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
-    # The second training task about the parts, when there was one ({"task": "where" or
-    # "names", "layer": 1-5}): the page must not read taught part detectors as found ones.
-    taught_parts: dict[str, Any] | None = None
+    # The headline accuracy in percent (on the model's own test pictures), when measured.
+    accuracy_percent: float | None = None
+    checkpoints: tuple[Checkpoint, ...] = ()
+    # The second training task about the parts, when there was one: the page must not read
+    # taught part detectors as found ones.
+    taught_parts: TaughtParts | None = None
     # Intra-op threads for this model's forward passes, at most the server's setting (None:
     # the setting). A network whose layers are too small to split well does its passes on
     # fewer threads for less CPU, and the free core encodes the maps during the pass.
     torch_threads: int | None = None
+    # Its answers carry the unfamiliar-input score ("ood"; null until statistics ship).
+    familiarity: bool = False
+    # The weights file the shipped explanation files (models/zoo/assets.py: unit sprites,
+    # unfamiliar-input statistics) belong to; None: the model ships none.
+    assets_source: str | None = None
+    # The dissection job's unit labels for these weights; None: its units carry no labels.
+    dissection_file: Path | None = None
+    cam_layer: str = DEFAULT_LAYERS[-1]  # Grad-CAM's default: conv5 after its ReLU, the last spatial evidence
+    filters_layer: str = "features.0"  # the convolution on the RGB input, drawable as pictures
 
     def summary(self) -> dict[str, Any]:
         """The JSON the API lists for this model."""
@@ -68,7 +84,7 @@ class ModelEntry:
             "title": self.title,
             "description": self.description,
             "trained_on": self.trained_on,
-            "taught_parts": self.taught_parts,
+            "taught_parts": None if self.taught_parts is None else self.taught_parts.to_dict(),
             "input_size": self.input_size,
             "normalization": {"mean": list(self.mean), "std": list(self.std)},
             "classes": self.classes,
@@ -80,10 +96,12 @@ class ModelEntry:
             "metrics": self.metrics,
             "default_layers": list(self.default_layers),
             "layers": [self.layers[name].to_dict() for name in self.default_layers if name in self.layers],
-            "checkpoints": [
-                {k: v for k, v in c.items() if k != "file"} for c in self.checkpoints
-            ],
+            "checkpoints": [c.public() for c in self.checkpoints],
         }
+
+    def checkpoint(self, name: str) -> Checkpoint | None:
+        """The snapshot called ``name``, if the model has one."""
+        return next((c for c in self.checkpoints if c.name == name), None)
 
 
 def prepare_for_serving(network: nn.Module) -> nn.Module:
@@ -106,25 +124,29 @@ def prepare_for_serving(network: nn.Module) -> nn.Module:
 def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
     """Our MiniAlexNet. Without shipped weights it is served untrained, and says so."""
     if (weights_dir / tinyweights.META_FILE).exists():
-        network, meta = tinyweights.load_tiny(weights_dir)
-        trained = True
-        classes = list(meta["classes"])
-        input_size = int(meta["input_size"])
-        mean, std = tuple(meta["mean"]), tuple(meta["std"])
-        trained_on = meta.get("trained_on", "the LayerScope parts world")
-        metrics = dict(meta.get("metrics", {}))
-        checkpoints = list(meta.get("checkpoints", []))
+        network, meta = tinyweights.load_served(weights_dir)
+        entry = _tiny(network, meta.input_size, meta.mean, meta.std, list(meta.classes))
         source = str(weights_dir / tinyweights.WEIGHTS_FILE)
-        taught = tinyweights.taught_parts(meta.get("train_config", {}))
-    else:
-        config = NetConfig()
-        torch.manual_seed(0)
-        network = MiniAlexNet(config)
-        trained = False
-        classes = [f"class {i}" for i in range(config.num_classes)]
-        input_size, mean, std = 128, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-        trained_on = "nothing yet: these are random initial weights"
-        metrics, checkpoints, source, taught = {}, [], None, None
+        accuracy = None if meta.accuracy is None else meta.accuracy * 100
+        return replace(
+            entry, trained=True, trained_on=meta.trained_on, weights_source=source, metrics=dict(meta.metrics),
+            accuracy_percent=accuracy, checkpoints=meta.checkpoints, taught_parts=meta.taught_parts,
+            assets_source=source, dissection_file=weights_dir / tinyweights.DISSECTION_FILE,
+        )
+    config = NetConfig()
+    torch.manual_seed(0)
+    classes = [f"class {i}" for i in range(config.num_classes)]
+    return _tiny(MiniAlexNet(config), 128, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), classes)
+
+
+def _tiny(
+    network: nn.Module,
+    input_size: int,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    classes: list[str],
+) -> ModelEntry:
+    """The tiny entry with ``network``, untrained until the caller says otherwise."""
     return ModelEntry(
         id="tiny",
         title="MiniAlexNet (parts world)",
@@ -132,27 +154,24 @@ def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
             "A small AlexNet-style network trained by LayerScope on generated pictures of "
             "objects built from parts. It knows only those objects, not real photos."
         ),
-        trained_on=trained_on,
+        trained_on="nothing yet: these are random initial weights",
         input_size=input_size,
         mean=mean,
         std=std,
         classes=classes,
         available=True,
-        trained=trained,
+        trained=False,
         network=prepare_for_serving(network),
-        preprocess=ImageClassification(
-            crop_size=input_size, resize_size=input_size, mean=mean, std=std
-        ),
+        preprocess=ImageClassification(crop_size=input_size, resize_size=input_size, mean=mean, std=std),
         layers=describe_layers(network, input_size),
-        weights_source=source,
-        metrics=metrics,
-        checkpoints=checkpoints,
-        taught_parts=taught,
         # One picture: 2.2 ms on one thread, 2.3 on two (this 2-core machine). A batch of 4
         # takes 8.6 ms on one and 6.1 on two, i.e. 12.2 CPU-ms: under load (the only time the
         # server batches) one thread leaves the other core to decoding and encoding, and 8
         # clients got 145-159 requests/s against 137-140 with two.
         torch_threads=1,
+        # The unfamiliar-input score is calibrated on the parts world (models/ood.py); an
+        # untrained model, or one whose statistics do not ship, answers "ood": null.
+        familiarity=True,
     )
 
 
@@ -186,6 +205,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEntry:
     """torchvision AlexNet with ImageNet weights, when a weights file can be found."""
     meta = ALEXNET_WEIGHTS.meta
+    top1 = meta["_metrics"]["ImageNet-1K"]["acc@1"]
     transforms = ALEXNET_WEIGHTS.transforms()
     entry = ModelEntry(
         id="alexnet",
@@ -201,7 +221,8 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
         classes=list(meta["categories"]),
         available=False,
         trained=True,
-        metrics={"imagenet_top1": meta["_metrics"]["ImageNet-1K"]["acc@1"]},
+        metrics={"imagenet_top1": top1},
+        accuracy_percent=top1,
     )
     path = resolve_alexnet_weights(weights_path)
     if path is None:

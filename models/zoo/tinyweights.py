@@ -1,8 +1,9 @@
 """Load and save the embedded "tiny" MiniAlexNet: safetensors weights + a metadata JSON.
 
-``load_tiny`` is the one reader (evaluate, dissect and the lead's registry use it): it
-verifies the weights' sha256 against the metadata before trusting them and always
-returns a float32 model in eval mode, whatever dtype was shipped.
+``load_tiny`` is the one reader (the measuring jobs use it; the registry through
+``load_served``, which types the metadata): it verifies the weights' sha256 against the
+metadata before trusting them and always returns a float32 model in eval mode, whatever
+dtype was shipped.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from models import world
 from models.nets import MiniAlexNet, NetConfig
+from models.zoo.meta import ModelMeta, TaughtParts
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 WEIGHTS_FILE = "tiny.safetensors"
 META_FILE = "tiny.json"
+DISSECTION_FILE = "tiny-dissection.json"  # the dissect job's unit labels, next to the weights
 META_KEYS = (
     "classes", "input_size", "mean", "std", "net", "dtype", "train_config", "seed",
     "metrics", "checkpoints", "sha256", "trained_on",
@@ -48,15 +51,8 @@ def taught_parts(train_config: dict[str, Any]) -> dict[str, Any] | None:
     """The second training task about the parts a recipe had besides the classes
     ({"task": "where" or "names", "layer": 1-5}, and "units": {part type: unit} when each
     part type was read from a unit given to it), or None when it learnt from class labels alone."""
-    if not train_config.get("parts_weight"):
-        return None
-    # The first runs with a parts task had only the naming one, and no parts_task field.
-    taught: dict[str, Any] = {"task": train_config.get("parts_task") or "names",
-                              "layer": int(train_config.get("parts_layer", 4))}
-    if train_config.get("parts_readout") == "assigned":
-        # Part type k was read from unit k, in the world's order (models/train.py).
-        taught["units"] = {p: k for k, p in enumerate(world.PARTS)}
-    return taught
+    taught = TaughtParts.from_train_config(train_config)
+    return None if taught is None else taught.to_dict()
 
 
 def state_to_model(state: dict[str, torch.Tensor], config: NetConfig) -> MiniAlexNet:
@@ -79,6 +75,12 @@ def load_tiny(weights_dir: Path | str = WEIGHTS_DIR) -> tuple[MiniAlexNet, dict[
     return model, meta
 
 
+def load_served(weights_dir: Path | str = WEIGHTS_DIR) -> tuple[MiniAlexNet, ModelMeta]:
+    """``load_tiny`` with the metadata typed, as the registry serves it."""
+    model, meta = load_tiny(weights_dir)
+    return model, ModelMeta.from_dict(meta)
+
+
 def save_model(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.float32,
                metadata: dict[str, str] | None = None) -> str:
     """Write a state dict as safetensors (no pickle); returns its sha256."""
@@ -89,8 +91,6 @@ def save_model(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.fl
 
 def load_checkpoint(path: Path | str) -> MiniAlexNet:
     """A training snapshot (tiny-ckpt-*.safetensors): it carries its NetConfig as metadata."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as f:
         header = f.metadata() or {}
     config = NetConfig.from_dict(json.loads(header["net"]))

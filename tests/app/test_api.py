@@ -46,7 +46,7 @@ def reference_alexnet(weights: Path, image_bytes: bytes) -> tuple[dict[int, torc
 
 
 def decode_atlas(layer: dict) -> np.ndarray:
-    """Client-side decoding exactly as DESIGN.md describes it."""
+    """Client-side decoding exactly as README.md's API section describes it."""
     atlas = np.asarray(Image.open(io.BytesIO(base64.b64decode(layer["atlas"]["png"]))))
     channels, h, w = layer["shape"]
     columns = layer["atlas"]["columns"]

@@ -24,11 +24,13 @@ from PIL import Image
 
 import models.zoo.registry as registry
 from app.main import create_app
+from app.services import featvis
 from app.settings import Settings
 from models import world
 from models.nets import MiniAlexNet, NetConfig
 from models.ood import score_batch
 from models.zoo import assets
+from models.zoo.meta import TaughtParts
 from models.zoo.tinyweights import save_model, sha256_file, write_meta
 from scripts import precompute_explain as precompute
 
@@ -315,9 +317,7 @@ def test_untrained_model_has_no_ood_and_no_labels(monkeypatch: pytest.MonkeyPatc
 
 def test_alexnet_explanations(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """AlexNet (random test weights): no shipped files, so unit pictures are computed on demand."""
-    import app.routes.explain as explain_routes
-
-    monkeypatch.setattr(explain_routes, "ON_DEMAND_STEPS", 2)  # the path, not the picture's quality
+    monkeypatch.setattr(featvis, "ON_DEMAND_STEPS", 2)  # the path, not the picture's quality
     settings = Settings(models="alexnet", alexnet_weights=str(alexnet_weights), rate_limit=0, rate_limit_keyed=0)
     with TestClient(create_app(settings)) as alex:
         base = "/api/v1/models/alexnet"
@@ -334,9 +334,9 @@ def test_alexnet_explanations(alexnet_weights: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_units_given_a_part_by_training_say_so(weights: Path) -> None:
-    """A recipe that read part type k from unit k (models/train.py's assigned readout) taught
+    """A recipe that read part type k from unit k (models/training's assigned readout) taught
     those units: the listing and the unit say which part, on that layer (and its pre-ReLU map) only."""
-    taught = {"task": "where", "layer": 4, "units": {"wheel": 0, "window": 1}}
+    taught = TaughtParts("where", 4, (("wheel", 0), ("window", 1)))
     patch = pytest.MonkeyPatch()
     patch.setattr(registry, "tiny_entry", lambda: dataclasses.replace(TINY_ENTRY(weights), taught_parts=taught))
     try:

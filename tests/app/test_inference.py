@@ -46,6 +46,7 @@ def engine(queue_size: int = 8, max_batch: int = 8, batch_wait_s: float = 0.01) 
         cache_entries=0,
         retry_after_s=1,
         max_batch=max_batch,
+        cpu_workers=2,
         batch_wait_s=batch_wait_s,
     )
 
@@ -439,10 +440,10 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_picture_s_answer(
     monkeypatch: pytest.MonkeyPatch, max_batch: int
 ) -> None:
     """LAYERSCOPE_MAX_BATCH (Settings.max_batch) reaches the engine: 1 turns batching off."""
-    import app.routes.api as api
+    import app.services.activations as activations
 
     slow = threading.Event()
-    real_infer = api.infer
+    real_infer = activations.infer
 
     def slowed(entry: Any, options: Options, batch: list[Any], submit: Any = None) -> list[Any]:
         if not slow.is_set():  # the first forward pass waits, so the others queue behind it
@@ -454,7 +455,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_picture_s_answer(
     with TestClient(create_app(make_settings(cache_entries=0, max_batch=max_batch))) as client:
         png = {"content-type": "image/png"}
         expected = [client.post(ACTIVATIONS, content=d, headers=png).json() for d in data]
-        monkeypatch.setattr(api, "infer", slowed)
+        monkeypatch.setattr(activations, "infer", slowed)
         results: dict[int, dict[str, Any]] = {}
 
         def post(i: int) -> None:

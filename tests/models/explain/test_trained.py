@@ -82,7 +82,7 @@ def test_feature_visualizations_beat_the_best_generated_patch(entry: ModelEntry)
 
 
 def test_shipped_checkpoints_load_and_filters_change(entry: ModelEntry) -> None:
-    names = [c["name"] for c in entry.checkpoints]
+    names = [c.name for c in entry.checkpoints]
     assert names[0] == "init" and len(names) >= 3
     norms = [filter_atlas(network_for(entry, name), "features.0").norms for name in names]
     assert norms[0] != norms[-1]
