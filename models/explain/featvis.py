@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.capture import live_outputs
-from models.preprocess import standardize
+from models.preprocess import normalize, standardize
 from models.units import pre_activation
 
 # Lucid's square root of ImageNet's colour correlation matrix: sampling decorrelated
@@ -88,15 +88,8 @@ class Visualization:
     Stepping in slices gives exactly the images one uninterrupted run gives.
     """
 
-    def __init__(
-        self,
-        network: nn.Module,
-        layer: str,
-        channels: Sequence[int],
-        mean: Sequence[float],
-        std: Sequence[float],
-        config: VisConfig | None = None,
-    ) -> None:
+    def __init__(self, network: nn.Module, layer: str, channels: Sequence[int],
+                 mean: Sequence[float], std: Sequence[float], config: VisConfig | None = None) -> None:
         self.network = network
         self.config = config or VisConfig()
         self.target = pre_activation(network, layer)
@@ -139,14 +132,8 @@ class Visualization:
         return np.ascontiguousarray(pixels)
 
 
-def visualize(
-    network: nn.Module,
-    layer: str,
-    channels: Sequence[int],
-    mean: Sequence[float],
-    std: Sequence[float],
-    config: VisConfig | None = None,
-) -> np.ndarray:
+def visualize(network: nn.Module, layer: str, channels: Sequence[int], mean: Sequence[float],
+              std: Sequence[float], config: VisConfig | None = None) -> np.ndarray:
     """One image per unit of ``layer`` that excites it: uint8 [len(channels), size, size, 3]."""
     run = Visualization(network, layer, channels, mean, std, config)
     run.step(run.config.steps)
@@ -165,8 +152,7 @@ def centre_activation(
 
     ``images`` is uint8 [N, S, S, 3] (what :func:`visualize` returns); float32 [N].
     """
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-    x = (x - torch.tensor(list(mean)).view(1, 3, 1, 1)) / torch.tensor(list(std)).view(1, 3, 1, 1)
+    x = normalize(images, mean, std)
     with torch.inference_mode(), live_outputs(network, [layer]) as outputs:
         network(x)
     out = outputs[layer]
