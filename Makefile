@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
+# The browser tests' npm dev dependencies (axe-core), pinned in package-lock.json.
+NPM_STAMP := node_modules/.installed-test
 # torch and torchvision are pinned to the builds this project is tested with.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
@@ -17,6 +19,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+$(NPM_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $@
@@ -24,7 +31,7 @@ $(BENCH_STAMP): $(STAMP)
 run: $(STAMP)
 	$(PY) -m app.cli serve
 
-test: $(STAMP)
+test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -38,4 +45,4 @@ load: $(STAMP)
 	$(PY) -m scripts.load
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -179,6 +179,10 @@ function needsChart(rows) {
     placed.push(box);
     root.append(label(box.spot[0], box.spot[1], p.part, { 'text-anchor': box.spot[2], class: 'tick need-label' }));
   }
+  const most = sorted.at(-1);
+  root.setAttribute('aria-label', t('measured_needs_aria', {
+    found: rows.filter((p) => p.iou >= TARGET).length, n: rows.length, needed: most.part, needed_pct: pctText(most.changed),
+  }));
   return root;
 }
 
