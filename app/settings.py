@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     max_pixels: int = Field(16_777_216, description="Largest image (width x height) decoded.")
     cache_entries: int = Field(64, description="Results kept in the in-memory LRU cache.")
     queue_size: int = Field(8, description="Requests allowed to wait beyond the running one.")
+    # The heavy lane (app/heavy.py): long jobs such as on-demand feature visualizations.
+    heavy_jobs: int = Field(1, ge=1, description="Long jobs (on-demand feature visualizations) run at once.")
+    heavy_queue: int = Field(4, ge=0, description="Long jobs allowed to wait beyond the running ones.")
     retry_after_s: int = Field(1, description="Retry-After seconds sent with 503 when full.")
     torch_threads: int = Field(
         2, description="Intra-op threads for the inference thread (a model may use fewer: tiny uses one)."
@@ -42,6 +45,11 @@ class Settings(BaseSettings):
     # Abuse limits (docs/RELIABILITY.md lists every one with its variable).
     rate_limit: int = Field(600, ge=0, description="API POSTs per minute per anonymous client; 0 = off.")
     rate_limit_keyed: int = Field(3000, ge=0, description="API POSTs per minute per API key; 0 = off.")
+    # The page has at most four such requests open at once: activations, Grad-CAM, a unit, its backprop.
+    client_inflight: int = Field(
+        4, ge=0, description="Requests that make the model work one client may have in flight; 0 = no cap."
+    )
+    client_heavy: int = Field(1, ge=0, description="Long jobs one client may have running or waiting; 0 = no cap.")
     api_keys: str = Field("", description="Comma-separated API keys (X-API-Key) that get the keyed limit.")
     trusted_proxies: str = Field(
         "", description="Comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed."

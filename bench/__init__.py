@@ -7,6 +7,7 @@
 - :mod:`bench.peers`: the same extraction with torchvision, Captum and torchlens;
 - :mod:`bench.gradcam`: our Grad-CAM against pytorch-grad-cam (time and agreement);
 - :mod:`bench.http`: end to end over HTTP, cache hits, concurrency, memory and startup;
+- :mod:`bench.fairness`: one client's pictures while another floods on-demand unit pictures;
 - :mod:`bench.browser`: headless Chromium, file chosen -> every band drawn, page weight.
 
 The machine is shared and noisy, so every group interleaves its candidates with the bare

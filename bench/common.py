@@ -59,7 +59,7 @@ class Config:
     reps: int = 15
     quick: bool = False
     models: tuple[str, ...] = MODELS
-    groups: tuple[str, ...] = ("inprocess", "peers", "gradcam", "http", "browser")
+    groups: tuple[str, ...] = ("inprocess", "peers", "gradcam", "http", "fairness", "browser")
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -181,18 +181,28 @@ async def _sample(server: Server, until: float, result: PhaseResult) -> None:
 
 
 async def drive(server: Server, name: str, clients: int, seconds: float, pace_s: float = 0.0) -> PhaseResult:
-    """``clients`` loops posting pictures for ``seconds``; each waits ``pace_s`` between starts."""
+    """``clients`` loops posting pictures for ``seconds``; each waits ``pace_s`` between starts.
+
+    Each loop connects from its own loopback address (127.0.3.x), as distinct visitors do, so
+    the per-client cap on requests in flight meets each of them alone."""
     images = pictures(256)
     result = PhaseResult(name, clients, seconds)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30.0) as http:
+    loops = [
+        httpx.AsyncClient(base_url=server.url, timeout=30.0,
+                          transport=httpx.AsyncHTTPTransport(local_address=f"127.0.3.{i % 250 + 1}"))
+        for i in range(clients)
+    ]
+    try:
         # Warm up (first inferences allocate torch's working memory) before the "before" figures.
         for body in images[:20]:
-            await http.post(URL_PATH, files={"image": ("warm.png", body, "image/png")})
+            await loops[0].post(URL_PATH, files={"image": ("warm.png", body, "image/png")})
         result.before = server.resources()
         until = time.monotonic() + seconds
-        tasks = [_client(http, images, until, result, pace_s) for _ in range(clients)]
+        tasks = [_client(http, images, until, result, pace_s) for http in loops]
         await asyncio.gather(_sample(server, until, result), *tasks)
+    finally:
+        for http in loops:
+            await http.aclose()
     await asyncio.sleep(1.0)  # let the server settle before the "after" figures
     result.after = server.resources()
     return result

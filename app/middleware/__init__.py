@@ -1,9 +1,10 @@
 """Pure ASGI middlewares, one concept per module, and the one place that stacks them.
 
 From the outside in: security headers (outside even the 500 handler, so every response
-has them), Starlette's error middleware, CORS for ``/api/*``, the rate limit, the body
-cap, the slow-body cut-off, then the app. Cheap refusals (429, 413 by Content-Length)
-happen before anything reads the body.
+has them), Starlette's error middleware, CORS for ``/api/*``, the rate limit, the cap on
+each client's requests in flight, the body cap, the slow-body cut-off, then the app.
+Cheap refusals (429, 413 by Content-Length) happen before anything reads the body; a
+request the in-flight cap refuses still spends a token of the rate limit.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp
 from app.middleware.bodylimit import BodyLimitMiddleware
 from app.middleware.cors import ApiCorsMiddleware
 from app.middleware.headers import SecurityHeadersMiddleware
+from app.middleware.inflight import ClientInflightMiddleware
 from app.middleware.ratelimit import RateLimitMiddleware
 from app.middleware.slowclient import SlowBodyMiddleware
 from app.settings import Settings
@@ -23,6 +25,13 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     # add_middleware puts each new one outside the previous: innermost first.
     app.add_middleware(SlowBodyMiddleware, min_rate=settings.min_body_rate, grace_s=settings.body_grace_s)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        ClientInflightMiddleware,
+        per_client=settings.client_inflight,
+        retry_after_s=settings.retry_after_s,
+        api_keys=settings.api_keys,
+        trusted_proxies=settings.trusted_proxies,
+    )
     app.add_middleware(
         RateLimitMiddleware,
         anonymous_per_minute=settings.rate_limit,

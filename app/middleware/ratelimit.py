@@ -1,32 +1,26 @@
-"""Per-client rate limits on the API's POST endpoints: 429 with Retry-After.
+"""Per-client rate limits on the requests that make the model work: 429 with Retry-After.
 
 Each client has a token bucket holding a minute's worth of requests, refilled at
-``per_minute / 60`` tokens a second. Anonymous clients are told apart by address; a
-client sending a configured API key (``X-API-Key``) gets its own, larger bucket. An
-unknown key is treated as no key, so inventing keys buys nothing.
-
-``X-Forwarded-For`` is believed only when the connection comes from a configured trusted
-proxy, and then only as far as the first hop that is not itself a trusted proxy
-(read from the right, where the proxies append); otherwise anyone could claim a fresh
-address per request. Health probes, pages and static files are never limited.
+``per_minute / 60`` tokens a second. Clients are told apart as ``app/middleware/clients.py``
+says: by address (``X-Forwarded-For`` only from a trusted proxy), or by a configured API
+key (``X-API-Key``), which gets its own, larger bucket. Every request that makes the model
+work counts: API POSTs, and the GETs of a model's filters and of one unit (whose picture
+may be computed on demand). Health probes, pages, static files, the docs and the API's
+other reads are never limited.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import ipaddress
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import problem_response
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from app.middleware.clients import KEYED, ClientIdentity, is_model_work
 
 
 @dataclass
@@ -65,36 +59,6 @@ class TokenBuckets:
         return len(self._buckets)
 
 
-def parse_networks(spec: str) -> list[Network]:
-    """``"10.0.0.1, 192.168.0.0/16"`` -> networks (a bare address is a /32 or /128)."""
-    return [ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()]
-
-
-def _in(address: str, networks: Iterable[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
-
-
-def client_address(scope: Scope, trusted: list[Network]) -> str:
-    """The address to limit by: the peer, or what trusted proxies say the peer was."""
-    client = scope.get("client")
-    peer = client[0] if client else "unknown"
-    if not trusted or not _in(peer, trusted):
-        return peer
-    forwarded = b",".join(v for k, v in scope.get("headers", ()) if k == b"x-forwarded-for")
-    hops = [h.strip() for h in forwarded.decode("latin-1").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _in(hop, trusted):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer  # garbage where the proxy should have written an address
-    return peer
-
-
 class RateLimitMiddleware:
     def __init__(
         self,
@@ -103,38 +67,19 @@ class RateLimitMiddleware:
         keyed_per_minute: int,
         api_keys: str = "",
         trusted_proxies: str = "",
-        prefix: str = "/api/",
     ) -> None:
         self.app = app
-        self.prefix = prefix
         self.anonymous = TokenBuckets(anonymous_per_minute) if anonymous_per_minute > 0 else None
         self.keyed = TokenBuckets(keyed_per_minute) if keyed_per_minute > 0 else None
-        self.api_keys = [k.strip().encode() for k in api_keys.split(",") if k.strip()]
-        self.trusted = parse_networks(trusted_proxies)
-
-    def _known_key(self, scope: Scope) -> bytes | None:
-        for name, value in scope.get("headers", ()):
-            if name == b"x-api-key":
-                # Compare every key in constant time: timing must not reveal a prefix.
-                matches = [hmac.compare_digest(value, key) for key in self.api_keys]
-                return value if any(matches) else None
-        return None
+        self.identity = ClientIdentity(api_keys, trusted_proxies)
 
     def _wait(self, scope: Scope) -> float:
-        key = self._known_key(scope)
-        if key is not None:
-            if self.keyed is None:
-                return 0.0
-            return self.keyed.take("key:" + hashlib.sha256(key).hexdigest())
-        if self.anonymous is None:
-            return 0.0
-        return self.anonymous.take("ip:" + client_address(scope, self.trusted))
+        client = self.identity(scope)
+        buckets = self.keyed if client.startswith(KEYED) else self.anonymous
+        return 0.0 if buckets is None else buckets.take(client)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limited = (
-            scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(self.prefix)
-        )
-        wait = self._wait(scope) if limited else 0.0
+        wait = self._wait(scope) if is_model_work(scope) else 0.0
         if wait <= 0.0:
             await self.app(scope, receive, send)
             return

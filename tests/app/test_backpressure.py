@@ -1,15 +1,17 @@
 """Backpressure on a real server: past its capacity, 503 + Retry-After at once; /healthz stays fast.
 
-The session's ``layerscope serve`` subprocess on 127.0.0.1 (1 running + a queue of 4,
+The session's ``layerscope serve`` subprocess on 127.0.0.1 (1 running + a queue of 8,
 result cache off) gets far more concurrent picture requests than it admits, every one a
 different picture. While it is saturated, two probes measure: a small picture posted
-every 50 ms (how fast is the refusal?) and GET /healthz every 50 ms.
+every 50 ms (how fast is the refusal?) and GET /healthz every 50 ms. Each client and each
+probe connects from its own loopback address (127.0.2.x), so each is a client of its own
+and none meets the per-client cap on requests in flight (tests/app/test_fairness.py).
 
 The behaviour (only 200 and 503, Retry-After, health always 200) is always checked. The
-latencies (503 and /healthz, median and 95th percentile) are checked unless the machine
-is oversubscribed by other work (load average above twice its cores): then that test is
-skipped, visibly, since a shared 2-core box running someone's training cannot promise
-latency to anyone. The numbers are printed (``pytest -s``) either way.
+latencies (503 and /healthz) are checked as bounds that prove neither waits for inference
+(which then takes seconds): the median always against the targets, the 95th percentile
+against them too unless the machine is oversubscribed by other work (load average above
+twice its cores). The numbers are printed (``pytest -s``) either way.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class Observed:
     busy_ms: list[float] = field(default_factory=list)
     probe: Counter[int] = field(default_factory=Counter)
     health_ms: list[float] = field(default_factory=list)
+
+
+def client_at(server: Server, index: int) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(local_address=f"127.0.2.{index + 1}")
+    return httpx.AsyncClient(base_url=server.url, transport=transport, timeout=60)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -82,12 +89,13 @@ async def overload(server: Server) -> Observed:
             assert response.status_code == 200
             await asyncio.sleep(0.05)
 
-    async with (
-        httpx.AsyncClient(base_url=server.url, limits=httpx.Limits(max_connections=CLIENTS), timeout=60) as http,
-        httpx.AsyncClient(base_url=server.url, timeout=60) as busy,
-        httpx.AsyncClient(base_url=server.url, timeout=60) as health,
-    ):
-        await asyncio.gather(probe_busy(busy), probe_health(health), *(client(http, i) for i in range(CLIENTS)))
+    clients = [client_at(server, i) for i in range(CLIENTS + 2)]
+    try:
+        busy, health, *http = clients
+        await asyncio.gather(probe_busy(busy), probe_health(health), *(client(http[i], i) for i in range(CLIENTS)))
+    finally:
+        for each in clients:
+            await each.aclose()
     return seen
 
 

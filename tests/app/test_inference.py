@@ -452,7 +452,9 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_picture_s_answer(
         return real_infer(entry, options, batch, submit)
 
     data = pictures(6)
-    with TestClient(create_app(make_settings(cache_entries=0, max_batch=max_batch))) as client:
+    # Six requests from one test client at once: more than one client's in-flight cap.
+    settings = make_settings(cache_entries=0, max_batch=max_batch, client_inflight=0)
+    with TestClient(create_app(settings)) as client:
         png = {"content-type": "image/png"}
         expected = [client.post(ACTIVATIONS, content=d, headers=png).json() for d in data]
         monkeypatch.setattr(activations, "infer", slowed)

@@ -228,10 +228,14 @@ def server(live_server: Server) -> Server:
     return live_server
 
 
-def trickle(server: Server, length: int, byte_every_s: float, stop_after_s: float) -> tuple[bytes, float]:
-    """Send headers promising ``length`` bytes, then one byte every ``byte_every_s``; the reply."""
+def trickle(
+    server: Server, length: int, byte_every_s: float, stop_after_s: float, address: str = "127.0.0.1"
+) -> tuple[bytes, float]:
+    """Send headers promising ``length`` bytes from ``address``, then one byte every ``byte_every_s``; the reply."""
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=stop_after_s) as sock:
+    with socket.create_connection(
+        ("127.0.0.1", server.port), timeout=stop_after_s, source_address=(address, 0)
+    ) as sock:
         head = (
             f"POST {ACTIVATIONS} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
             f"Content-Length: {length}\r\n\r\n"
@@ -267,8 +271,9 @@ def test_slow_bodies_do_not_hold_the_model(server: Server) -> None:
     slots = 1 + Settings().queue_size  # the default capacity
     results: list[tuple[bytes, float]] = []
     threads = [
-        threading.Thread(target=lambda: results.append(trickle(server, 50_000, 0.2, 12)))
-        for _ in range(slots + 2)
+        # Each from its own address: one client's in-flight cap would refuse most of them at once.
+        threading.Thread(target=lambda i=i: results.append(trickle(server, 50_000, 0.2, 12, f"127.0.6.{i + 1}")))
+        for i in range(slots + 2)
     ]
     for thread in threads:
         thread.start()

@@ -1,7 +1,8 @@
 """Per-client rate limits: 429 + Retry-After, keyed clients, proxies, and what is never limited.
 
 Refused requests cost nothing, so most tests post a few bytes (a 415) rather than a
-picture: the limit counts every API POST, whatever its outcome.
+picture: the limit counts every request that makes the model work, whatever its outcome:
+API POSTs, and the GETs of a model's filters and of one unit.
 """
 
 from __future__ import annotations
@@ -115,6 +116,22 @@ def test_health_pages_static_and_reads_are_never_limited() -> None:
             assert client.get("/").status_code == 200
             assert client.get("/static/nope.js").status_code == 404
             assert client.get("/api/v1/models").status_code == 200
+            assert client.get("/api/v1/models/tiny").status_code == 200
+            assert client.get("/api/v1/models/tiny/units", params={"layer": "features.9"}).status_code == 200
+            assert client.get("/openapi.json").status_code == 200
+
+
+UNIT = "/api/v1/models/tiny/units/features.9/0"  # a shipped sprite: quick, but the model's work
+
+
+def test_gets_that_make_the_model_work_are_limited_too() -> None:
+    with client_for(rate_limit=4) as client:
+        got = [client.get(UNIT).status_code for _ in range(3)]
+        got.append(client.get("/api/v1/models/tiny/filters").status_code)
+        refused = [client.get(UNIT), client.get("/api/v1/models/tiny/filters"), post(client)]
+    assert got == [200, 200, 200, 200]
+    assert [r.status_code for r in refused] == [429, 429, 429]  # one bucket for GETs and POSTs alike
+    assert all(r.headers["content-type"] == "application/problem+json" and "retry-after" in r.headers for r in refused)
 
 
 def test_zero_turns_limiting_off() -> None:
