@@ -14,7 +14,6 @@ so an untrained or retrained model never shows another model's pictures.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from PIL import Image
 
 from models.explain.render import untile
 from models.ood import OODStats
+from models.zoo import verify
 
 EXPLAIN_DIR_NAME = "explain"
 INDEX_FILE = "index.json"
@@ -34,9 +34,9 @@ OOD_FILE = "ood.npz"
 _LOCK = threading.Lock()
 
 
-@lru_cache(maxsize=8)
 def file_sha256(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The served weights' sha256, hashed again only when the file changes."""
+    return verify.file_sha256(path)
 
 
 def explain_dir(weights_source: str | None) -> Path | None:

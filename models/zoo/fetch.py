@@ -1,23 +1,68 @@
 """Download AlexNet's ImageNet weights into torchvision's cache, only when a person asks.
 
 torch.hub shows a progress bar and checks the file's sha256 prefix (torchvision names the
-file after it), so a broken or tampered download is refused rather than served.
+file after it), so a broken or tampered download is refused rather than served. Every way
+the download can fail is a :class:`FetchError` that says what went wrong and what to do.
 """
 
 from __future__ import annotations
 
+import socket
+import urllib.error
 from pathlib import Path
 
 import torch
 
-from models.zoo.registry import ALEXNET_WEIGHTS, alexnet_cache_path
+from models.zoo import registry, verify
+
+# Seconds the download may wait for the server to answer or send the next chunk: a network
+# that drops packets silently would otherwise keep the command waiting for ever.
+STALL_TIMEOUT_S = 30.0
+WRITABLE = "set TORCH_HOME to a folder you can write to"
+RETRY = "check the connection (and any proxy settings) and run `layerscope fetch-weights alexnet` again"
+
+
+class FetchError(RuntimeError):
+    """An expected failure of the download; the message reads "<what went wrong>; <what to do>"."""
+
+    def __init__(self, what: str, todo: str) -> None:
+        super().__init__(f"{what}; {todo}")
 
 
 def fetch_alexnet() -> Path:
-    target = alexnet_cache_path()
+    """The verified weights file in torchvision's cache, downloaded first if it is not there."""
+    target = registry.alexnet_cache_path()
+    url = registry.ALEXNET_URL
     if target.exists():
+        _check_cached(target, url)
         return target
-    torch.hub.load_state_dict_from_url(
-        ALEXNET_WEIGHTS.url, progress=True, check_hash=True, map_location="cpu"
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"cannot create {target.parent} ({exc.strerror})", WRITABLE) from exc
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(STALL_TIMEOUT_S)
+    try:
+        torch.hub.download_url_to_file(url, str(target), hash_prefix=verify.name_prefix(target.name), progress=True)
+    except urllib.error.URLError as exc:
+        raise FetchError(f"could not download {url} ({exc.reason})", RETRY) from exc
+    except TimeoutError as exc:
+        raise FetchError(f"the download of {url} stalled for {STALL_TIMEOUT_S:.0f} s", RETRY) from exc
+    except OSError as exc:
+        raise FetchError(f"could not download {url} ({exc.strerror or exc})", RETRY) from exc
+    except RuntimeError as exc:
+        if "hash" not in str(exc):
+            raise
+        raise FetchError(f"the file downloaded from {url} does not have the published sha256", RETRY) from exc
+    finally:
+        socket.setdefaulttimeout(previous)
     return target
+
+
+def _check_cached(target: Path, url: str) -> None:
+    check = verify.check_published(target, url)
+    if not check.verified:
+        raise FetchError(
+            f"{target} is there but is not the published file (its sha256 starts with {check.sha256[:8]})",
+            "delete it and run `layerscope fetch-weights alexnet` again",
+        )

@@ -3,7 +3,9 @@
 Each model is data (title, what it was trained on, classes, preprocessing, layers and
 their stages) plus code (how to build the network and where its weights come from). The
 registry never downloads: an ``alexnet`` without weights on disk is listed as unavailable
-together with the command that fetches them.
+together with the command that fetches them. A weights file whose sha256 is not the expected
+one (models/zoo/verify.py) is served, but under a title and card that say "unverified
+weights" and claim nothing about what it was trained on.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from torchvision.models import AlexNet_Weights
 from torchvision.transforms._presets import ImageClassification
 
 from models.layers import DEFAULT_LAYERS, LayerInfo, describe_layers
 from models.nets import MiniAlexNet, NetConfig, build_alexnet
-from models.zoo import tinyweights
+from models.zoo import tinyweights, verify
 from models.zoo.meta import Checkpoint, TaughtParts
+from models.zoo.torchvision_zoo import read_state_dict
 
 WEIGHTS_DIR = tinyweights.WEIGHTS_DIR
 ALEXNET_WEIGHTS = AlexNet_Weights.IMAGENET1K_V1
+ALEXNET_URL = ALEXNET_WEIGHTS.url  # its file name carries the sha256 prefix the file must have
 FETCH_COMMAND = "layerscope fetch-weights alexnet"
 Preprocess = Callable[[Any], torch.Tensor]
 
@@ -76,6 +79,8 @@ class ModelEntry:
     dissection_file: Path | None = None
     cam_layer: str = DEFAULT_LAYERS[-1]  # Grad-CAM's default: conv5 after its ReLU, the last spatial evidence
     filters_layer: str = "features.0"  # the convolution on the RGB input, drawable as pictures
+    # The served weights file and whether its sha256 is the expected one; None: no file.
+    weights: verify.WeightsCheck | None = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON the API lists for this model."""
@@ -93,6 +98,7 @@ class ModelEntry:
             "unavailable_reason": self.unavailable_reason,
             "how_to_get": self.how_to_get,
             "weights_source": self.weights_source,
+            "weights": None if self.weights is None else self.weights.to_dict(),
             "metrics": self.metrics,
             "default_layers": list(self.default_layers),
             "layers": [self.layers[name].to_dict() for name in self.default_layers if name in self.layers],
@@ -118,21 +124,40 @@ def prepare_for_serving(network: nn.Module) -> nn.Module:
     return network.to(memory_format=torch.channels_last)
 
 
+def unverified(entry: ModelEntry, network: str, check: verify.WeightsCheck) -> ModelEntry:
+    """``entry`` serving weights that failed their check: a title and card that say so, and
+    none of what was measured on the expected weights (accuracy, unit labels, snapshots)."""
+    return replace(
+        entry,
+        title=f"{network} (unverified weights)",
+        description=(
+            f"The {network} network with weights from {check.file}, which is not the file this model "
+            "is published with (its sha256 does not match): unverified weights, so what they were "
+            "trained on and how well they do is unknown."
+        ),
+        trained_on="unknown: unverified weights (the file's sha256 is not the expected one)",
+        metrics={}, accuracy_percent=None, checkpoints=(), taught_parts=None, dissection_file=None,
+        weights=check,
+    )
+
+
 # ---------------------------------------------------------------- tiny
 
 
 def tiny_entry(weights_dir: Path = WEIGHTS_DIR) -> ModelEntry:
     """Our MiniAlexNet. Without shipped weights it is served untrained, and says so."""
     if (weights_dir / tinyweights.META_FILE).exists():
-        network, meta = tinyweights.load_served(weights_dir)
+        network, meta, check = tinyweights.load_served(weights_dir)
         entry = _tiny(network, meta.input_size, meta.mean, meta.std, list(meta.classes))
         source = str(weights_dir / tinyweights.WEIGHTS_FILE)
         accuracy = None if meta.accuracy is None else meta.accuracy * 100
-        return replace(
+        entry = replace(
             entry, trained=True, trained_on=meta.trained_on, weights_source=source, metrics=dict(meta.metrics),
             accuracy_percent=accuracy, checkpoints=meta.checkpoints, taught_parts=meta.taught_parts,
-            assets_source=source, dissection_file=weights_dir / tinyweights.DISSECTION_FILE,
+            assets_source=source, dissection_file=weights_dir / tinyweights.DISSECTION_FILE, weights=check,
         )
+        # Shipped explanation files stay: they are trusted only for the sha256 they name.
+        return entry if check.verified else unverified(entry, "MiniAlexNet", check)
     config = NetConfig()
     torch.manual_seed(0)
     classes = [f"class {i}" for i in range(config.num_classes)]
@@ -169,7 +194,7 @@ def _tiny(
         # server batches) one thread leaves the other core to decoding and encoding, and 8
         # clients got 145-159 requests/s against 137-140 with two.
         torch_threads=1,
-        # The unfamiliar-input score is calibrated on the parts world (models/ood.py); an
+        # The unfamiliar-input score is calibrated on the parts world (models/ood/); an
         # untrained model, or one whose statistics do not ship, answers "ood": null.
         familiarity=True,
     )
@@ -180,7 +205,7 @@ def _tiny(
 
 def alexnet_cache_path() -> Path:
     """Where torchvision keeps the downloaded ImageNet weights (honours $TORCH_HOME)."""
-    filename = os.path.basename(ALEXNET_WEIGHTS.url)
+    filename = os.path.basename(ALEXNET_URL)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
@@ -190,16 +215,6 @@ def resolve_alexnet_weights(explicit: str | os.PathLike[str] | None) -> Path | N
         return Path(explicit)
     cached = alexnet_cache_path()
     return cached if cached.exists() else None
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    # weights_only: a state dict never needs arbitrary pickled objects.
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict")
-    return state
 
 
 def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEntry:
@@ -238,6 +253,7 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
         return entry
     network = build_alexnet()
     try:
+        check = verify.check_published(path, ALEXNET_URL)
         network.load_state_dict(read_state_dict(path))
     except Exception as exc:  # noqa: BLE001 - any unreadable file means "unavailable", not a crash
         entry.unavailable_reason = f"The weights file {path} could not be loaded ({type(exc).__name__})."
@@ -248,17 +264,22 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
     entry.preprocess = transforms
     entry.layers = describe_layers(network, entry.input_size)
     entry.weights_source = str(path)
-    return entry
+    entry.weights = check
+    return entry if check.verified else unverified(entry, "AlexNet", check)
+
+
+def _loaders(alexnet_weights: str | os.PathLike[str] | None) -> dict[str, Callable[[], ModelEntry]]:
+    return {"tiny": tiny_entry, "alexnet": lambda: load_alexnet(alexnet_weights)}
+
+
+MODEL_IDS = tuple(_loaders(None))
 
 
 def load_registry(
     model_ids: list[str], alexnet_weights: str | os.PathLike[str] | None = None
 ) -> dict[str, ModelEntry]:
     """Load every listed model once (the server calls this in its lifespan)."""
-    loaders: dict[str, Callable[[], ModelEntry]] = {
-        "tiny": tiny_entry,
-        "alexnet": lambda: load_alexnet(alexnet_weights),
-    }
+    loaders = _loaders(alexnet_weights)
     unknown = [m for m in model_ids if m not in loaders]
     if unknown:
         raise ValueError(f"unknown model id(s): {', '.join(unknown)}; known: {', '.join(loaders)}")

@@ -1,14 +1,13 @@
 """Load and save the embedded "tiny" MiniAlexNet: safetensors weights + a metadata JSON.
 
-``load_tiny`` is the one reader (the measuring jobs use it; the registry through
-``load_served``, which types the metadata): it verifies the weights' sha256 against the
-metadata before trusting them and always returns a float32 model in eval mode, whatever
-dtype was shipped.
+``load_tiny`` is the reader the measuring jobs use: it refuses weights whose sha256 differs
+from the metadata's. ``load_served`` is the registry's: it types the metadata and serves such
+weights anyway, with the check that says they are unverified. Both return a float32 model in
+eval mode, whatever dtype was shipped.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from models.nets import MiniAlexNet, NetConfig
+from models.zoo import verify
 from models.zoo.meta import ModelMeta, TaughtParts
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -35,7 +35,8 @@ class WeightsError(RuntimeError):
 
 
 def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The file's sha256, remembered while the file is unchanged (models.zoo.verify)."""
+    return verify.file_sha256(path)
 
 
 def read_meta(weights_dir: Path | str = WEIGHTS_DIR) -> dict[str, Any]:
@@ -61,24 +62,29 @@ def state_to_model(state: dict[str, torch.Tensor], config: NetConfig) -> MiniAle
     return model.eval()
 
 
-def load_tiny(weights_dir: Path | str = WEIGHTS_DIR) -> tuple[MiniAlexNet, dict[str, Any]]:
-    """Read tiny.json + tiny.safetensors into a float32 MiniAlexNet (eval mode)."""
-    weights_dir = Path(weights_dir)
+def _check(weights_dir: Path) -> tuple[Path, dict[str, Any], verify.WeightsCheck]:
+    """The weights file, tiny.json, and the file checked against the sha256 tiny.json records."""
     path = weights_dir / WEIGHTS_FILE
     if not path.is_file():
         raise WeightsError(f"missing weights file {path}")
     meta = read_meta(weights_dir)
-    digest = sha256_file(path)
-    if digest != meta.get("sha256"):
-        raise WeightsError(f"sha256 of {path} is {digest}, metadata says {meta.get('sha256')}")
+    return path, meta, verify.check_recorded(path, meta.get("sha256"))
+
+
+def load_tiny(weights_dir: Path | str = WEIGHTS_DIR) -> tuple[MiniAlexNet, dict[str, Any]]:
+    """Read tiny.json + tiny.safetensors into a float32 MiniAlexNet (eval mode)."""
+    path, meta, check = _check(Path(weights_dir))
+    if not check.verified:
+        raise WeightsError(f"sha256 of {path} is {check.sha256}, metadata says {meta.get('sha256')}")
+    return state_to_model(load_file(str(path)), NetConfig.from_dict(meta["net"])), meta
+
+
+def load_served(weights_dir: Path | str = WEIGHTS_DIR) -> tuple[MiniAlexNet, ModelMeta, verify.WeightsCheck]:
+    """The network, its typed metadata and the sha256 check; weights that fail the check
+    load too (the registry serves them as unverified)."""
+    path, meta, check = _check(Path(weights_dir))
     model = state_to_model(load_file(str(path)), NetConfig.from_dict(meta["net"]))
-    return model, meta
-
-
-def load_served(weights_dir: Path | str = WEIGHTS_DIR) -> tuple[MiniAlexNet, ModelMeta]:
-    """``load_tiny`` with the metadata typed, as the registry serves it."""
-    model, meta = load_tiny(weights_dir)
-    return model, ModelMeta.from_dict(meta)
+    return model, ModelMeta.from_dict(meta), check
 
 
 def save_model(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.float32,
@@ -86,7 +92,7 @@ def save_model(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.fl
     """Write a state dict as safetensors (no pickle); returns its sha256."""
     state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata=metadata)
-    return sha256_file(path)
+    return verify.sha256_of(path)
 
 
 def load_checkpoint(path: Path | str) -> MiniAlexNet:

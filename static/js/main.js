@@ -94,8 +94,13 @@ function renderModelNote() {
   const note = $('#model-note');
   note.replaceChildren();
   if (!m) return;
-  note.classList.toggle('warn', !m.available || !m.trained);
+  const unverified = m.weights?.verified === false;
+  note.classList.toggle('warn', !m.available || !m.trained || unverified);
   note.append(el('h2', { class: 'note-title', text: m.title }), el('p', { text: m.description }));
+  if (unverified) {
+    const text = t('weights_unverified', { file: m.weights.file });
+    note.append(el('p', { class: 'note-strong', id: 'weights-unverified', text }));
+  }
   if (!m.available) {
     note.append(
       el('p', { class: 'note-strong', text: t('unavailable', { title: m.title }) }),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from torchvision.models import AlexNet_Weights, alexnet
 from app.main import create_app
 from app.settings import Settings
 from models.layers import DEFAULT_LAYERS
+from models.zoo.tinyweights import WEIGHTS_DIR
 
 CONV_RELU = [int(n.split(".")[1]) for n in DEFAULT_LAYERS]
 
@@ -131,8 +134,17 @@ def test_torch_home_cache_path_serves_the_same_weights(
     data = make_image(256, 256, seed=8)
     with TestClient(create_app(Settings(models="alexnet"))) as c:
         body = post(c, "alexnet", data).json()
+        listed = c.get("/api/v1/models").json()["models"][0]
+        detail = c.get("/api/v1/models/alexnet").json()
     reference, logits = reference_alexnet(alexnet_weights, data)
     assert_faithful(body, reference, logits)
+    # Random weights under torchvision's file name: served, and called what they are.
+    digest = hashlib.sha256(alexnet_weights.read_bytes()).hexdigest()
+    for summary in (listed, detail):
+        assert summary["weights"] == {"file": "alexnet-owt-7be5be79.pth", "sha256": digest, "verified": False}
+        assert "unverified weights" in summary["title"] and "unverified weights" in summary["trained_on"]
+        assert not any("imagenet" in summary[k].lower() for k in ("title", "description", "trained_on"))
+        assert summary["metrics"] == {}
 
 
 def test_env_variable_names_the_weights(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,6 +199,14 @@ def test_models_listing(client: TestClient) -> None:
     assert [layer["stage"] for layer in alex["layers"]] == ["edges", "textures", "parts", "parts", "objects"]
     detail = client.get("/api/v1/models/alexnet").json()
     assert "classifier.6" in [layer["name"] for layer in detail["all_layers"]]
+    tiny_file = WEIGHTS_DIR / "tiny.safetensors"
+    tiny_sha = hashlib.sha256(tiny_file.read_bytes()).hexdigest()
+    assert tiny_sha == json.loads((WEIGHTS_DIR / "tiny.json").read_text())["sha256"]
+    assert ids["tiny"]["weights"] == {"file": "tiny.safetensors", "sha256": tiny_sha, "verified": True}
+    assert client.get("/api/v1/models/tiny").json()["weights"] == ids["tiny"]["weights"]
+    assert ids["tiny"]["title"] == "MiniAlexNet (parts world)"
+    # The test's random AlexNet weights are not torchvision's file, whatever their name.
+    assert alex["weights"]["verified"] is False and detail["weights"] == alex["weights"]
 
 
 def test_unavailable_alexnet_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_image) -> None:
@@ -194,6 +214,7 @@ def test_unavailable_alexnet_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch,
     with TestClient(create_app(Settings(alexnet_weights=None))) as c:
         listed = c.get("/api/v1/models/alexnet").json()
         assert listed["available"] is False and listed["how_to_get"] == "layerscope fetch-weights alexnet"
+        assert listed["weights"] is None
         response = post(c, "alexnet", make_image(32, 32))
         assert response.status_code == 404
         assert "fetch-weights" in response.json()["detail"]

@@ -5,13 +5,17 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import torch
+from torchvision.models import alexnet
 
 from app.middleware.headers import STRICT_CSP
-from tests.browser.conftest import ROOT, screenshot
+from app.settings import Settings
+from tests.browser.conftest import ROOT, screenshot, start_server, stop_server
 
 pytestmark = pytest.mark.browser
 
@@ -321,7 +325,9 @@ def test_webcam_live_mode(server: str, page_factory: Any) -> None:
 def test_alexnet_switch(server: str, page_factory: Any) -> None:
     page, _ = page_factory()
     visit(page, f"{server}/?model=alexnet")
-    assert "ImageNet" in page.locator("#model-note").text_content()
+    # The test's random weights are not torchvision's file: the card must not call them ImageNet.
+    note = page.locator("#model-note").text_content()
+    assert "unverified weights" in note and "ImageNet" not in note
     upload(page, PHOTO)
     assert page.locator("#seen").evaluate("img => img.naturalWidth") == 224
     assert page.locator('.band[data-stage="edges"] .layer-title').text_content() == "conv1"
@@ -334,6 +340,39 @@ def test_alexnet_switch(server: str, page_factory: Any) -> None:
         "not trained" in page.locator("#model-note").text_content()
         or "parts-world" in page.locator("#model-note").text_content()
     )
+
+
+@pytest.fixture(scope="module")
+def server_tampered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """alexnet from torchvision's cache in a private TORCH_HOME, holding random weights under
+    torchvision's real file name."""
+    home = tmp_path_factory.mktemp("torch-home")
+    path = home / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(99)
+    torch.save(alexnet(weights=None).state_dict(), path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(home))
+        s = start_server(Settings(models="tiny,alexnet", alexnet_weights=None, rate_limit=0))  # loads now
+    yield s.url
+    stop_server(s)
+
+
+def test_tampered_alexnet_weights_say_unverified(server_tampered: str, page_factory: Any) -> None:
+    page, _ = page_factory()
+    visit(page, f"{server_tampered}/?model=alexnet")
+    option = page.locator("#model option[value=alexnet]").text_content()
+    assert "unverified weights" in option and "ImageNet" not in option
+    note = page.locator("#model-note")
+    assert "ImageNet" not in note.text_content()
+    assert "unverified weights" in note.locator(".note-title").text_content()
+    warning = page.locator("#weights-unverified").text_content()
+    assert warning.startswith("Unverified weights") and "alexnet-owt-7be5be79.pth" in warning
+    assert "warn" in (note.get_attribute("class") or "")
+    # The shipped tiny weights match tiny.json: no such warning.
+    page.select_option("#model", "tiny")
+    wait_until(page, "document.querySelector('#model-note .note-title')?.textContent.includes('parts world')")
+    assert page.locator("#weights-unverified").count() == 0
 
 
 def test_alexnet_unavailable_says_how_to_get_it(server_no_alexnet: str, page_factory: Any) -> None:
