@@ -1,19 +1,38 @@
 """The ``layerscope`` command: serve, list models, extract activations, fetch weights, and
 the model jobs (train, evaluate, dissect, reliance) that live in ``models/``.
 
-Flags override the ``LAYERSCOPE_`` environment through the one Settings object.
+Flags override the ``LAYERSCOPE_`` environment through the one Settings object. Every
+expected failure (a bad flag, a missing file, no network) ends the same way: one line on
+stderr, ``layerscope: error: <what went wrong>; <what to do>``, and exit status 2 for a
+usage error (as argparse's) or 1 for a failure while working.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
+import shutil
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from pydantic import ValidationError
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from models.zoo.registry import ModelEntry
+
+PROG = "layerscope"
+USAGE = 2  # argparse's status for a usage error
+FAILED = 1
+INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl+C
+RESTORE = "restore the weights (git checkout models/weights) or train new ones (`layerscope train`)"
 
 # job -> (module, help)
 JOBS = {
@@ -24,18 +43,95 @@ JOBS = {
 }
 
 
+class CommandError(Exception):
+    """An expected failure: its message reads "<what went wrong>; <what to do>"."""
+
+    def __init__(self, message: str, status: int = FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors end like every other failure: one line, status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(f"{message}; see `{self.prog} --help`", USAGE)
+
+
+def report(message: str, status: int) -> int:
+    """Print the one error line and hand back the exit status."""
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+    return status
+
+
+def describe_os_error(exc: OSError) -> str:
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc.strerror or exc)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
+    weights = getattr(args, "alexnet_weights", None)
+    if weights is not None and not Path(weights).is_file():
+        what = "is not a file" if Path(weights).exists() else "does not exist"
+        raise CommandError(
+            f"--alexnet-weights {weights} {what}; give an AlexNet .pth or .safetensors file, "
+            "or leave the flag out to use torchvision's cache",
+            USAGE,
+        )
     overrides = {
         key: value
         for key, value in {
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
             "default_model": getattr(args, "model", None),
-            "alexnet_weights": getattr(args, "alexnet_weights", None),
+            "alexnet_weights": weights,
         }.items()
         if value is not None
     }
-    return Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"])
+        raise CommandError(
+            f"bad setting {name} ({first['msg']}); fix the flag or LAYERSCOPE_{name.upper()}", USAGE
+        ) from exc
+    _check_models([*settings.model_ids, settings.default_model])
+    return settings
+
+
+def _check_models(wanted: list[str]) -> None:
+    from models.zoo.registry import MODEL_IDS
+
+    unknown = [m for m in wanted if m not in MODEL_IDS]
+    if unknown:
+        raise CommandError(f"unknown model {unknown[0]!r}; choose one of: {', '.join(MODEL_IDS)}", USAGE)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail before the app loads when the address cannot be listened on (busy, unknown host)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            # As uvicorn binds: a port in TIME_WAIT is free to it.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except (OSError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CommandError(
+            f"cannot listen on {host}:{port} ({reason}); stop what uses it or choose another --host/--port"
+        ) from exc
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -44,6 +140,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.main import create_app
 
     settings = _settings(args)
+    if settings.default_model not in settings.model_ids:
+        raise CommandError(
+            f"--model {settings.default_model} is not loaded (LAYERSCOPE_MODELS={settings.models}); "
+            f"choose one of: {', '.join(settings.model_ids)}",
+            USAGE,
+        )
+    _check_listen(settings.host, settings.port)
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; that is a
     # clean stop for us, so the re-raised SIGTERM ends the process with status 0.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
@@ -60,52 +163,92 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
+def _load(settings: Settings, model_ids: list[str]) -> list[ModelEntry]:
     from models.zoo.registry import load_registry
+    from models.zoo.tinyweights import WeightsError
 
+    try:
+        return list(load_registry(model_ids, settings.alexnet_weights).values())
+    except WeightsError as exc:
+        raise CommandError(f"{exc}; {RESTORE}") from exc
+
+
+def cmd_models(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    rows = [("id", "available", "trained on", "accuracy")]
-    for entry in load_registry(settings.model_ids, settings.alexnet_weights).values():
-        accuracy = entry.accuracy_percent
-        available = "yes" if entry.available else f"no: run `{entry.how_to_get}`"
-        shown = "untrained" if not entry.trained else ("-" if accuracy is None else f"{accuracy:.2f}%")
-        rows.append((entry.id, available, entry.trained_on, shown))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    entries = _load(settings, settings.model_ids)
+    if args.json:
+        print(json.dumps([e.summary() for e in entries], indent=1))
+    else:
+        print("\n".join(model_table(entries, shutil.get_terminal_size().columns)))
     return 0
 
 
-def cmd_extract(args: argparse.Namespace) -> int:
-    from app.extract import extract_to
+def _clip(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: max(width - 3, 0)] + "..."
 
-    settings = _settings(args)
-    return extract_to(
-        [Path(p) for p in args.images], args.model, args.layers, Path(args.out), settings
-    )
+
+def model_table(entries: Sequence[ModelEntry], width: int) -> list[str]:
+    """One line per model, none wider than ``width``, then a line for each that needs one."""
+    rows = [("id", "available", "verified", "accuracy", "trained on")]
+    notes = []
+    for e in entries:
+        verified = "-" if e.weights is None else ("yes" if e.weights.verified else "NO")
+        accuracy = "-" if e.accuracy_percent is None else f"{e.accuracy_percent:.2f}%"
+        accuracy = accuracy if e.trained else "untrained"
+        rows.append((e.id, "yes" if e.available else "no", verified, accuracy, e.trained_on))
+        if not e.available:
+            notes.append(f"{e.id}: not available; run `{e.how_to_get}`")
+        elif e.weights is not None and not e.weights.verified:
+            notes.append(f"{e.id}: {e.weights.file} is not the expected file (sha256 {e.weights.sha256[:12]}...)")
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]) for r in rows]
+    # The commands in the notes stay whole: a clipped command cannot be pasted.
+    return [_clip(line, width) for line in lines] + notes
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from app.extract import ExtractRefused, extract_to
+
+    missing = next((p for p in args.images if not Path(p).is_file()), None)
+    if missing is not None:
+        raise CommandError(f"no picture at {missing}; check the path", USAGE)
+    if args.out.endswith(".npz") and len(args.images) != 1:
+        raise CommandError("--out names one .npz file but there are several pictures; give a directory", USAGE)
+    settings = _settings(args)  # checks --model too
+    try:
+        status = extract_to([Path(p) for p in args.images], args.model, args.layers, Path(args.out), settings)
+    except ExtractRefused as exc:
+        raise CommandError(f"{exc}; see `{PROG} extract --help`", USAGE) from exc
+    if status:
+        raise CommandError("some pictures could not be read (listed above); check those files", status)
+    return 0
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from models.zoo.fetch import fetch_alexnet
+    from models.zoo.fetch import FetchError, fetch_alexnet
 
-    path = fetch_alexnet()
+    try:
+        path = fetch_alexnet()
+    except FetchError as exc:
+        raise CommandError(str(exc)) from exc
     print(f"AlexNet ImageNet weights ready at {path}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="layerscope", description=__doc__)
+    parser = Parser(prog=PROG, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the web app and API")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=_port)
     serve.add_argument("--model", help="the model the page opens with (default tiny)")
     serve.add_argument("--alexnet-weights", help="path to AlexNet ImageNet weights")
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="list the models and whether they are available")
     models.add_argument("--alexnet-weights")
+    models.add_argument("--json", action="store_true", help="every model's full summary, as the API lists it")
     models.set_defaults(func=cmd_models)
 
     extract = sub.add_parser("extract", help="write activations of images to .npz")
@@ -125,14 +268,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_job(name: str, argv: list[str]) -> int:
+    # The model jobs own their flags; hand everything after the job name over.
+    job: Any = importlib.import_module(JOBS[name][0])
+    from models.zoo.tinyweights import WeightsError
+
+    try:
+        return int(job.main(argv) or 0)
+    except SystemExit as exc:  # the job's parser (models/commandline.py) has said why in one line
+        return exc.code if isinstance(exc.code, int) else FAILED
+    except WeightsError as exc:
+        raise CommandError(f"{exc}; {RESTORE}") from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in JOBS:
-        # The model jobs own their flags; hand everything after the job name over.
-        job = importlib.import_module(JOBS[argv[0]][0])
-        return int(job.main(argv[1:]) or 0)
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        if argv and argv[0] in JOBS:
+            return _run_job(argv[0], argv[1:])
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except CommandError as exc:
+        return report(str(exc), exc.status)
+    except BrokenPipeError:
+        # The reader (`| head`) stopped reading: nothing to say, and nothing more to write.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILED
+    except OSError as exc:  # a file, a folder, a disk: the machine, not the code
+        return report(f"{describe_os_error(exc)}; check the path, its permissions and the free space", FAILED)
+    except KeyboardInterrupt:
+        return report("interrupted; run the command again to finish it", INTERRUPTED)
 
 
 if __name__ == "__main__":

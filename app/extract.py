@@ -18,20 +18,24 @@ from app.settings import Settings
 from models.zoo.registry import load_registry
 
 
+class ExtractRefused(ValueError):
+    """The extraction cannot start (a model without weights, an unknown layer): says why and what to do."""
+
+
 def extract_to(images: list[Path], model_id: str, layers: str | None, out: Path, settings: Settings) -> int:
+    """Write each picture's activations; the number of pictures that could not be read is
+    reported, and the status is 1 when there were any."""
     entry = load_registry([model_id], settings.alexnet_weights)[model_id]
     if not entry.available:
-        print(f"{model_id} is not available: {entry.unavailable_reason} Run: {entry.how_to_get}")
-        return 2
+        raise ExtractRefused(f"{model_id} is not available: {entry.unavailable_reason} Run: {entry.how_to_get}")
     names = tuple(n.strip() for n in layers.split(",")) if layers else entry.default_layers
     unknown = [n for n in names if n not in entry.layers]
     if unknown:
-        print(f"unknown layer(s): {', '.join(unknown)}")
-        return 2
+        listed = "`layerscope models --json` lists every model's layers"
+        raise ExtractRefused(f"unknown layer(s): {', '.join(unknown)} ({listed})")
     single_file = out.suffix == ".npz"
     if single_file and len(images) != 1:
-        print("--out names one .npz file; give a directory for several images")
-        return 2
+        raise ExtractRefused("--out names one .npz file; give a directory for several images")
     if not single_file:
         out.mkdir(parents=True, exist_ok=True)
     options = Options(names, len(entry.classes), "npz")

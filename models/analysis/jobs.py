@@ -15,11 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.commandline import Parser
 from models.zoo.tinyweights import WEIGHTS_DIR, load_tiny
 
 
 def parser(prog: str, doc: str, seed: int, images: int, write_help: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    p = Parser(prog=prog, description=doc.splitlines()[0])
     p.add_argument("--model", default="tiny", choices=["tiny"])
     p.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
     p.add_argument("--seed", type=int, default=seed)

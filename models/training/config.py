@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from models import world
+from models.commandline import Parser
 from models.nets import NetConfig
 from models.world import seeds
 from models.zoo.tinyweights import WEIGHTS_DIR
@@ -101,7 +102,7 @@ class TrainConfig:
 def parse_args(argv: list[str] | None) -> TrainConfig:
     """The run ``layerscope train`` flags ask for; ``extra["progress"]`` says whether to show a progress bar."""
     cfg = TrainConfig()
-    p = argparse.ArgumentParser(prog="layerscope train", description=DESCRIPTION)
+    p = Parser(prog="layerscope train", description=DESCRIPTION)
     p.add_argument("--steps", type=int, default=cfg.steps)
     p.add_argument("--batch-size", type=int, default=cfg.batch_size)
     p.add_argument("--input-size", type=int, default=cfg.input_size)
