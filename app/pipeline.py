@@ -28,7 +28,7 @@ import torch
 from app.encode import compact_json, data_url, denormalized_png, layer_json, npz_bytes, png_bytes, raw_marker
 from app.imaging import decode_image, preprocess_image
 from models.activations import Activations, compute_batch
-from models.ood import COMBINED_LAYERS, OODStats, assess
+from models.ood import OODStats, assess, served_layers
 from models.zoo.assets import ood_stats
 from models.zoo.checkpoints import network_for
 from models.zoo.registry import ModelEntry
@@ -328,7 +328,7 @@ def unfamiliarity(
     logits: np.ndarray | None = None,
     maps: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any] | None:
-    """The unfamiliar-input score (models/ood.py) of a model that has one, always with the
+    """The unfamiliar-input score (models/ood/) of a model that has one, always with the
     served weights: it judges the picture, not a checkpoint. None without calibration.
     ``logits`` and ``maps``: the served weights' pass for this picture, when there was one."""
     stats = familiarity_stats(entry)
@@ -342,9 +342,7 @@ def ood_layers(entry: ModelEntry) -> tuple[str, ...] | None:
     """The maps ``unfamiliarity`` needs beside the logits to score a picture without running
     the network; None when it runs the network (or there is no score: then it is instant)."""
     stats = familiarity_stats(entry)
-    if stats is None:
-        return ()
-    return {"energy": (), "combined": COMBINED_LAYERS}.get(stats.method)
+    return () if stats is None else served_layers(stats)
 
 
 def familiarity_stats(entry: ModelEntry) -> OODStats | None:

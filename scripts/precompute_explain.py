@@ -6,9 +6,10 @@
 Writes into models/weights/explain/ (see models/explain/assets.py for the layout):
 feature visualizations of every unit of conv2-conv5 (one PNG sprite per layer), the
 top-9 patches of every unit over generated images (one JPEG sprite per layer), the
-unfamiliar-input statistics (ood.npz) and metrics.json with the numbers the README quotes
-(feature-vis share, Grad-CAM inside/outside ratio, timings; the OOD AUROC with
-``--measure-ood``, which needs scikit-image for its real photos).
+unfamiliar-input statistics (ood.npz, by scripts/fit_ood.py's ``make_ood``; that script alone
+refits them and touches nothing else) and metrics.json with the numbers the README quotes
+(feature-vis share, Grad-CAM inside/outside ratio, timings; the OOD scores on real photos
+with ``--measure-ood``, which needs scikit-image).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models import ood, world
+from models import world
 from models.capture import gradient_from
 from models.explain.featvis import VisConfig, centre_activation, visualize
 from models.explain.gradcam import gradcam
@@ -35,12 +36,11 @@ from models.layers import describe_layers
 from models.preprocess import normalize
 from models.units import unit_count
 from models.world import seeds
-from models.zoo.assets import INDEX_FILE, OOD_FILE
+from models.zoo.assets import INDEX_FILE
 from models.zoo.tinyweights import WEIGHTS_DIR, load_tiny, sha256_file
+from scripts.fit_ood import OOD_METHODS, make_ood, measure_ood
 
 LAYERS = ("features.4", "features.7", "features.9", "features.11")  # conv2..conv5 after ReLU
-# The shipped method; the others are written beside it (ood-<method>.npz) for comparison.
-OOD_METHODS = ("combined", "energy", "mahalanobis")
 
 
 def make_featvis(net: torch.nn.Module, meta: dict[str, Any], out: Path, steps: int,
@@ -98,36 +98,6 @@ def make_patches(net: torch.nn.Module, meta: dict[str, Any], out: Path, count: i
     return metrics, best100
 
 
-def make_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, sha: str, fit_n: int, cal_n: int,
-             percentile: float = 99.0, method: str = OOD_METHODS[0]) -> dict[str, Any]:
-    """Fit every OOD score; ship ``method`` as ood.npz, keep the others as ood-<name>.npz."""
-    size = meta["input_size"]
-    fit_x, fit_y, _ = world.generate_batch(seeds.OOD_FIT, 0, fit_n, size)
-    cal_x, _, _ = world.generate_batch(seeds.OOD_CALIBRATION, 0, cal_n, size)
-    thr_x, _, _ = world.generate_batch(seeds.OOD_THRESHOLD, 0, cal_n, size)
-
-    def batched(fn: Callable[[torch.Tensor], Any], x: np.ndarray) -> list[Any]:
-        return [fn(normalize(x[i:i + 128], meta["mean"], meta["std"])) for i in range(0, len(x), 128)]
-
-    feats = np.concatenate(batched(lambda b: ood.features(net, b), fit_x))
-    cal = np.concatenate(batched(lambda b: ood.features(net, b), cal_x))
-    made = {"mahalanobis": ood.calibrate(ood.fit(feats, fit_y), cal, percentile, sha)}
-    made["energy"] = ood.energy_stats(np.concatenate(batched(lambda b: ood.energy(net, b), cal_x)), percentile, sha)
-
-    def seen(x: np.ndarray) -> ood.Evidence:
-        return ood.Evidence.concat(batched(lambda b: ood.evidence(net, b), x))
-
-    made["combined"] = ood.combined_stats(seen(fit_x), fit_y, seen(cal_x), seen(thr_x), percentile, sha)
-    for name, stats in made.items():
-        stats.save(out / (OOD_FILE if name == method else f"ood-{name}.npz"))
-    print(f"ood: {method} threshold {made[method].threshold:.3f} ({percentile} percentile)", flush=True)
-    return {"method": method, "percentile": percentile, "threshold": made[method].threshold,
-            "fit_images": fit_n, "fit_seed": seeds.OOD_FIT, "calibration_images": cal_n,
-            "calibration_seed": seeds.OOD_CALIBRATION, "threshold_seed": seeds.OOD_THRESHOLD,
-            "gram_layers": list(ood.GRAM_LAYERS), "gram_powers": list(ood.GRAM_POWERS),
-            "parts_layer": ood.PARTS_LAYER}
-
-
 def cam_parts(net: torch.nn.Module, x: torch.Tensor, layer: str) -> dict[str, np.ndarray]:
     """Why Grad-CAM does or does not localize at ``layer``, as maps [h, w] for the top class:
     the channels Grad-CAM weights positively (evidence for), those it weights negatively
@@ -183,72 +153,6 @@ def measure_cam(net: torch.nn.Module, meta: dict[str, Any], count: int,
     return result
 
 
-def real_photos(size: int, per_photo: int, seed: int = 0) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Real photos shipped in scikit-image's wheel, as random square crops and flips."""
-    import skimage.data as data
-
-    names = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-             "camera", "coins", "moon", "brick", "grass", "gravel", "clock", "cell", "page", "text"]
-    rng = np.random.default_rng(seed)
-    groups: dict[str, np.ndarray] = {}
-    for name in names:
-        pixels = getattr(data, name)()
-        image = Image.fromarray(pixels).convert("RGB")
-        crops = []
-        for _ in range(per_photo):
-            side = int(min(image.size) * rng.uniform(0.5, 1.0))
-            left = int(rng.integers(0, image.width - side + 1))
-            top = int(rng.integers(0, image.height - side + 1))
-            crop = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
-            if rng.random() < 0.5:
-                crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            crops.append(np.asarray(crop))
-        groups[name] = np.stack(crops)
-    faces = data.lfw_subset()[:100]  # 25x25 grey faces, upscaled: a harder, face-like set
-    groups["lfw_faces"] = np.stack([np.asarray(Image.fromarray((f * 255).astype(np.uint8)).convert("RGB")
-                                               .resize((size, size), Image.Resampling.BILINEAR)) for f in faces])
-    return groups, names
-
-
-def measure_ood(net: torch.nn.Module, meta: dict[str, Any], out: Path, test_n: int) -> dict[str, Any]:
-    """AUROC of every score: generated test images (familiar) vs real photo crops.
-
-    The photos are split in two halves (alternate names); the method was chosen on the
-    first half only, so the second half's numbers are the unbiased ones.
-    """
-    gen_x, _, _ = world.generate_batch(seeds.OOD_TEST, 0, test_n, meta["input_size"])
-    groups, names = real_photos(meta["input_size"], per_photo=20)
-    halves = {"choice_half": names[0::2], "held_out_half": names[1::2]}
-    result: dict[str, Any] = {
-        "generated_test_images": test_n, "generated_seed": seeds.OOD_TEST, "real_photos": len(names),
-        "real_photo_names": names, "crops_per_photo": 20, "lfw_faces": len(groups["lfw_faces"]), **halves,
-    }
-    shipped = ood.OODStats.load(out / OOD_FILE).method
-    for method in OOD_METHODS:
-        stats = ood.OODStats.load(out / (OOD_FILE if method == shipped else f"ood-{method}.npz"))
-
-        def score(x: np.ndarray, stats: ood.OODStats = stats) -> np.ndarray:
-            return np.concatenate([ood.score_batch(stats, net, normalize(x[i:i + 128], meta["mean"], meta["std"]))
-                                   for i in range(0, len(x), 128)])
-
-        familiar = score(gen_x)
-        per = {g: score(x) for g, x in groups.items()}
-        photos = np.concatenate([per[n] for n in names])
-        result[method] = {
-            "generated_flagged": float((familiar > stats.threshold).mean()),
-            "auroc_photo_crops": ood.auroc(familiar, photos),
-            **{f"auroc_{h}": ood.auroc(familiar, np.concatenate([per[n] for n in half]))
-               for h, half in halves.items()},
-            "auroc_lfw_faces": ood.auroc(familiar, per["lfw_faces"]),
-            "photo_crops_flagged": float((photos > stats.threshold).mean()),
-            "lfw_faces_flagged": float((per["lfw_faces"] > stats.threshold).mean()),
-            "per_photo_flagged": {g: round(float((v > stats.threshold).mean()), 3) for g, v in per.items()},
-            "per_photo_auroc": {g: round(ood.auroc(familiar, v), 4) for g, v in per.items()},
-        }
-    print("ood measurement", json.dumps(result, indent=1), flush=True)
-    return result
-
-
 def shrink_featvis(out: Path, index: dict[str, Any]) -> None:
     """Re-save the feature-vis sprites with a 256-colour palette (about half the bytes)."""
     for meta in index["featvis"].values():
@@ -286,14 +190,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
     p.add_argument("--only", default="patches,featvis,shrink,verify,ood,cam", help="comma-separated parts")
-    p.add_argument("--measure-ood", action="store_true", help="AUROC vs real photos (needs scikit-image)")
+    p.add_argument("--measure-ood", action="store_true", help="the scores on real photos (needs scikit-image)")
     p.add_argument("--images", type=int, default=2000, help="generated images for top patches")
     p.add_argument("--steps", type=int, default=160, help="optimization steps per feature visualization")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ood-method", choices=OOD_METHODS, default=OOD_METHODS[0], help="the score to ship")
     # 97.5 since the no-BatchNorm retrain: at 99 none of the page's real sample photos was flagged.
     p.add_argument("--ood-percentile", type=float, default=97.5,
-                   help="threshold: this percentile of generated images' scores (95: more warnings)")
+                   help="energy, mahalanobis, combined: this percentile of generated images' scores")
+    p.add_argument("--ood-head-percentile", type=float, default=99.0, help="exposure: the per-class percentile")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -322,9 +227,10 @@ def main() -> None:
 
     # Quick parts first, so an interrupted run still leaves the most useful files.
     if "ood" in parts:
-        metrics["ood"] = make_ood(net, meta, out, sha, 2200, 550, a.ood_percentile, a.ood_method)
+        metrics["ood"] = make_ood(net, meta, out, sha, 2200, 550, a.ood_percentile, a.ood_method,
+                                  a.ood_head_percentile)
     if a.measure_ood:
-        metrics["ood_measurement"] = measure_ood(net, meta, out, 550)
+        metrics["ood_measurement"] = measure_ood(net, meta, out, 2200)
     if "cam" in parts:
         metrics["gradcam"] = measure_cam(net, meta, 100)
     save()

@@ -13,7 +13,6 @@ shipped config), and ``models/card/runs.toml`` (the runs tried before the shippe
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from models import world
 from models.analysis.concepts import CONV_LAYERS, TARGET_IOU
 from models.card import explained, measures, recipe, runs
 from models.card.text import pct, reached, render_card, table
+from models.commandline import Parser
 from models.world import seeds
 from models.zoo.tinyweights import WEIGHTS_DIR, read_meta, taught_parts
 
@@ -164,7 +164,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.card", description=__doc__.splitlines()[0])
+    p = Parser(prog="python -m models.card", description=__doc__.splitlines()[0])
     p.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
     p.add_argument("--record-reproduction", metavar="RUN_DIR",
                    help="first evaluate a second `layerscope train --out-dir RUN_DIR` run and keep its numbers")

@@ -13,7 +13,7 @@ LOCALIZES = 2.0
 ADDS_UP = {"for": "channels weighted positively (evidence for the class)",
            "against": "channels weighted negatively (evidence against), sign flipped",
            "gradient_x_activation": "position-wise gradient x activation (no spatial averaging)"}
-OOD_METHODS = ("combined", "energy", "mahalanobis")
+OOD_METHODS = ("exposure", "combined", "combined_per_class", "energy", "mahalanobis")
 
 
 def conv5_ratio(explain: dict[str, Any] | None) -> float | None:
@@ -37,11 +37,13 @@ def gradcam_context(cam: dict[str, Any]) -> dict[str, Any]:
 
 def ood_table(measured: dict[str, Any], shipped: str | None) -> str:
     rows = [[method + (" (shipped)" if method == shipped else ""), f"{r['auroc_photo_crops']:.3f}",
-             f"{r['auroc_held_out_half']:.3f}", f"{r['auroc_lfw_faces']:.3f}", pct(r["generated_flagged"]),
-             pct(r["photo_crops_flagged"])]
-            for method in OOD_METHODS if (r := measured.get(method))]
-    return table(["score", "AUROC photo crops", "held-out half", "LFW faces", "generated flagged",
-                  "photo crops flagged"], rows)
+             pct(r["photo_samples_flagged"]), pct(r["whole_photos_flagged"], 0), pct(r["photo_crops_flagged"]),
+             pct(r["lfw_faces_flagged"], 0), pct(r["generated_flagged"]), pct(r["generated_flagged_max_class"]),
+             pct(r["jpeg_world_flagged"]), pct(r["resized_world_flagged"]), pct(r["synthetic_outliers_flagged"])]
+            for method in OOD_METHODS if (r := measured.get(method)) and "photo_samples_flagged" in r]
+    return table(["score", "AUROC photo crops", "photos flagged", "whole photos", "crops", "LFW faces",
+                  "generated flagged", "worst class", "generated, JPEG", "generated, resized",
+                  "held-out synthetic outliers"], rows)
 
 
 def explain_context(explain: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -55,8 +57,10 @@ def explain_context(explain: dict[str, Any] | None) -> dict[str, Any] | None:
         "localizes": ratio is not None and ratio >= LOCALIZES, "conv5_ratio": ratio,
         "featvis": fv and {**fv, "share": pct(fv["share"])},
         "ood": measured and {
-            "m": measured, "percentile": f"{ood['percentile']:g}", "lowered": ood["percentile"] < 99,
+            "m": measured, "ood": ood, "percentile": f"{ood['percentile']:g}",
+            "other_percentile": f"{ood.get('other_percentile', ood['percentile']):g}",
             "table": ood_table(measured, ood.get("method")),
-            "photo_crops_flagged": pct(measured[ood["method"]]["photo_crops_flagged"]) if ood.get("method") else "",
+            "photos_flagged": pct(measured[ood["method"]]["photo_samples_flagged"]) if ood.get("method") else "",
+            "generated_flagged": pct(measured[ood["method"]]["generated_flagged"]) if ood.get("method") else "",
         },
     }

@@ -30,7 +30,13 @@ PATCHES = 23  # top patches of every unit; also the "best of 100 pictures" featu
 OOD_FIT = 31  # the unfamiliar-input statistics are fitted on these
 OOD_CALIBRATION = 37  # the expected deviations are measured on these
 OOD_THRESHOLD = 39  # the threshold is set on pictures the fit never saw
-OOD_TEST = 41  # the familiar side of the unfamiliar-input AUROC
+OOD_TEST = 41  # the familiar side of the unfamiliar-input AUROC and flagged shares
+# The exposure score's head (models/ood/exposure.py) learns generated pictures of OOD_HEAD
+# against synthetic outliers of OOD_OUTLIERS (models/ood/outliers.py draws its photo-lit
+# scenes from that world seed too); OOD_OUTLIERS_TEST's outliers are only ever measured.
+OOD_HEAD = 47
+OOD_OUTLIERS = 53
+OOD_OUTLIERS_TEST = 59
 GRADCAM = 43  # Grad-CAM's inside/outside ratio and timing
 
 # The page's gallery (scripts/make_samples.py) shows pictures of the evaluation's world: the

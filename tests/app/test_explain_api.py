@@ -276,7 +276,7 @@ def test_activations_report_ood_and_take_checkpoints(client: TestClient) -> None
     entry = client.app.state.registry["tiny"]  # type: ignore[attr-defined]
     x = entry.preprocess(Image.open(io.BytesIO(picture())).convert("RGB"))[None]
     stats = assets.ood_stats(entry.weights_source)
-    assert stats is not None and stats.method == "combined"
+    assert stats is not None and stats.method == "exposure"
     assert ood["score"] == pytest.approx(float(score_batch(stats, entry.network, x)[0]), abs=1e-3)
     assert ood["threshold"] == pytest.approx(stats.threshold, abs=1e-4)
     init = post(client, f"{BASE}/activations", layers="features.1", checkpoint="init").json()

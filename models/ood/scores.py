@@ -1,7 +1,4 @@
-"""Is this picture unlike anything the tiny model was trained on? An unfamiliarity score.
-
-Three scores are implemented; ``OODStats.method`` says which one a statistics file uses
-(models/weights/explain/README.md has the numbers and how the shipped one was chosen).
+"""The scores read straight from one forward pass: energy, Mahalanobis, and the combined score.
 
 * ``energy`` (Liu et al., 2020): minus the log-sum-exp of the logits. Familiar pictures
   give one confident, large logit (low energy); unfamiliar ones give small, flat logits.
@@ -30,8 +27,6 @@ the stats), so that share of familiar pictures passes, whatever the units of the
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -39,24 +34,13 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from models.capture import capture
+from models.ood.stats import GramStats, OODStats
 
 FEATURE_LAYERS = ("features.11", "classifier.5")
 GRAM_LAYERS = ("features.1",)  # conv1 after its ReLU: texture and colour statistics
 GRAM_POWERS = (1, 2, 3, 4, 5)  # consecutive from 1: gram_rows builds each power from the last
 PARTS_LAYER = "features.11"  # conv5 after its ReLU, averaged over space: which parts are present
 COMBINED_LAYERS = (*GRAM_LAYERS, PARTS_LAYER)
-
-
-@dataclass(frozen=True)
-class GramStats:
-    """The combined score's fitted parts (the Mahalanobis part lives in OODStats' fields)."""
-
-    mins: dict[str, np.ndarray]  # layer -> float64 [K, P*C]: per predicted class, each Gram row sum's range
-    maxs: dict[str, np.ndarray]
-    expected: dict[str, float]  # layer -> mean deviation of held-out generated images
-    calibration: np.ndarray  # sorted Gram deviations of held-out generated images
-    energies: np.ndarray  # sorted energies of the same images
-    distances: np.ndarray  # sorted conv5 Mahalanobis distances of the same images
 
 
 @dataclass(frozen=True)
@@ -78,53 +62,6 @@ class Evidence:
         return cls(np.concatenate([e.logits for e in items]),
                    {layer: np.concatenate([e.rows[layer] for e in items]) for layer in items[0].rows},
                    np.concatenate([e.parts for e in items]))
-
-
-@dataclass(frozen=True)
-class OODStats:
-    centre: np.ndarray  # float64 [D]: feature mean (for standardizing)
-    scale: np.ndarray  # float64 [D]: feature std
-    means: np.ndarray  # float64 [K, D]: class means of standardized features
-    precision: np.ndarray  # float64 [D, D]: inverse of the shared covariance
-    threshold: float
-    percentile: float
-    weights_sha256: str  # the tiny weights these statistics belong to
-    method: str = "mahalanobis"  # or "energy" (centre ... precision unused) or "combined"
-    gram: GramStats | None = None  # for "combined"
-
-    def save(self, path: Path) -> None:
-        extra: dict[str, Any] = {}
-        if self.gram is not None:
-            for layer in self.gram.mins:
-                extra[f"gram_min:{layer}"] = self.gram.mins[layer]
-                extra[f"gram_max:{layer}"] = self.gram.maxs[layer]
-                extra[f"gram_expected:{layer}"] = np.asarray(self.gram.expected[layer])
-            extra["gram_calibration"] = self.gram.calibration
-            extra["gram_energies"] = self.gram.energies
-            extra["gram_distances"] = self.gram.distances
-        np.savez_compressed(
-            path, centre=self.centre, scale=self.scale, means=self.means, precision=self.precision,
-            threshold=self.threshold, percentile=self.percentile, weights_sha256=self.weights_sha256,
-            method=self.method, **extra,
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> OODStats:
-        with np.load(path) as data:
-            gram = None
-            if "gram_calibration" in data:
-                layers = [k.split(":", 1)[1] for k in data.files if k.startswith("gram_min:")]
-                gram = GramStats(
-                    {layer: data[f"gram_min:{layer}"] for layer in layers},
-                    {layer: data[f"gram_max:{layer}"] for layer in layers},
-                    {layer: float(data[f"gram_expected:{layer}"]) for layer in layers},
-                    data["gram_calibration"], data["gram_energies"], data["gram_distances"],
-                )
-            return cls(
-                data["centre"], data["scale"], data["means"], data["precision"],
-                float(data["threshold"]), float(data["percentile"]), str(data["weights_sha256"]),
-                str(data["method"]) if "method" in data else "mahalanobis", gram,
-            )
 
 
 def features(network: nn.Module, batch: torch.Tensor) -> np.ndarray:
@@ -271,36 +208,6 @@ def combined_stats(fit_seen: Evidence, fit_labels: np.ndarray, reference: Eviden
                      np.sort(scores(parts, reference.parts)))
     draft = replace(parts, percentile=percentile, weights_sha256=sha256, method="combined", gram=gram)
     return replace(draft, threshold=float(np.percentile(combined(draft, held_out), percentile)))
-
-
-def score_batch(stats: OODStats, network: nn.Module, batch: torch.Tensor) -> np.ndarray:
-    """The score ``stats.method`` defines, for normalized images [B, 3, H, W]."""
-    if stats.method == "energy":
-        return energy(network, batch)
-    if stats.method == "combined":
-        return combined(stats, evidence(network, batch))
-    return scores(stats, features(network, batch))
-
-
-def assess(
-    stats: OODStats, network: nn.Module, tensor: torch.Tensor, logits: np.ndarray | None = None,
-    maps: dict[str, torch.Tensor] | None = None,
-) -> dict[str, float | bool]:
-    """The API's ``ood`` field for one normalized image [3, H, W].
-
-    ``logits`` and ``maps`` (layer -> [C, H, W]): what the served network already computed
-    for this image. When they hold what the score needs, no second forward pass is run.
-    """
-    if stats.method == "energy" and logits is not None:
-        score = float(energy_of(logits))
-    elif (stats.method == "combined" and logits is not None and maps is not None
-          and all(layer in maps for layer in COMBINED_LAYERS)):
-        seen = Evidence.from_outputs(torch.as_tensor(np.asarray(logits, dtype=np.float64))[None],
-                                     {layer: torch.as_tensor(maps[layer])[None] for layer in COMBINED_LAYERS})
-        score = float(combined(stats, seen)[0])
-    else:
-        score = float(score_batch(stats, network, tensor.unsqueeze(0))[0])
-    return {"score": round(score, 4), "threshold": round(stats.threshold, 4), "unfamiliar": score > stats.threshold}
 
 
 def auroc(negatives: ArrayLike, positives: ArrayLike) -> float:
