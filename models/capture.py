@@ -9,12 +9,16 @@ raises, so a misspelt layer can never come back as an empty result.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+
+# A hook on one module: ("pre", fn(module, args)) runs before its forward, ("post",
+# fn(module, args, output)) after it; a post hook that returns a value replaces the output.
+Hook = tuple[nn.Module, str, Callable[..., object]]
 
 
 class CaptureError(RuntimeError):
@@ -64,6 +68,28 @@ def _recording(
     silent = [name for name in names if name not in outputs]
     if silent:
         raise CaptureError(f"layer(s) produced no output: {', '.join(silent)}")
+
+
+@contextmanager
+def hooked(hooks: Iterable[Hook]) -> Iterator[None]:
+    """Any forward hooks for the block, all removed in ``finally`` whatever happens.
+
+    For structural measurements of a network (models/discovery: its call order, its
+    footprints) that need more than the maps :func:`capture` records.
+    """
+    handles: list[RemovableHandle] = []
+    try:
+        for module, when, fn in hooks:
+            if when == "pre":
+                handles.append(module.register_forward_pre_hook(fn))
+            elif when == "post":
+                handles.append(module.register_forward_hook(fn))
+            else:
+                raise ValueError(f"a hook runs 'pre' or 'post', not {when!r}")
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _detached_copy(output: torch.Tensor) -> torch.Tensor:

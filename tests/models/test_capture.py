@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.capture import CaptureError, capture
+from models.capture import CaptureError, Hook, capture, hooked
 from models.nets import MiniAlexNet
 
 
@@ -18,7 +18,7 @@ def tiny_net() -> nn.Sequential:
 
 
 def all_hooks(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) for m in model.modules())
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
 def test_records_exact_values_and_survives_inplace_relu() -> None:
@@ -102,3 +102,28 @@ def test_maps_come_back_in_the_usual_layout_from_a_channels_last_network() -> No
     for name, expected in plain.items():
         assert out[name].is_contiguous()  # numpy reads them as [B, C, H, W] without strides
         torch.testing.assert_close(out[name], expected)
+
+
+def test_hooked_runs_pre_and_post_hooks_in_order_and_removes_them_even_on_error() -> None:
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    events: list[str] = []
+    replaced = torch.full((1, 2), 7.0)
+    hooks: list[Hook] = [
+        (net[0], "pre", lambda _m, args: events.append(f"pre {tuple(args[0].shape)}")),
+        (net[0], "post", lambda _m, _a, out: events.append("post")),
+        (net[1], "post", lambda _m, _a, out: replaced),  # a post hook's value replaces the output
+    ]
+    with torch.no_grad(), hooked(hooks):
+        result = net(torch.zeros(1, 2))
+    assert events == ["pre (1, 2)", "post"] and torch.equal(result, replaced)
+    assert all_hooks(net) == 0
+
+    def boom(_m: nn.Module, _a: object, _o: object) -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"), torch.no_grad(), hooked([(net[0], "post", boom)]):
+        net(torch.zeros(1, 2))
+    assert all_hooks(net) == 0
+    with pytest.raises(ValueError, match="'pre' or 'post'"), hooked([(net[0], "pre", boom), (net[1], "after", boom)]):
+        pass
+    assert all_hooks(net) == 0  # the one registered before the bad kind is gone too
