@@ -16,6 +16,10 @@ arrival that finds its client's share or the lane full first asks the jobs in it
 whether their clients are still there, so a page that drops one unit for another (it
 aborts the first request) gets the new one at once instead of a refusal.
 
+A client's share is counted by the app's limit store (``app/limits/``): this process's
+memory, or Redis, where every replica's jobs of that client count together. A job gives its
+place back when it ends and as soon as its client is known to have left.
+
 The hook for a new kind of long job::
 
     async with engine.heavy_job(client, request.is_disconnected) as job:
@@ -33,6 +37,8 @@ from contextlib import asynccontextmanager
 from typing import Protocol, TypeVar
 
 from app.errors import ProblemError
+from app.limits import Lease, LimitStore, MemoryStore
+from app.limits.store import HEAVY
 
 T = TypeVar("T")
 Disconnected = Callable[[], Awaitable[bool]]
@@ -54,8 +60,11 @@ class ClientLeft(ProblemError):
 class HeavyJob:
     """One admitted job: its slices run on the inference thread until its client leaves."""
 
-    def __init__(self, client: str | None, disconnected: Disconnected, run_on_thread: RunOnThread) -> None:
+    def __init__(
+        self, client: str | None, disconnected: Disconnected, run_on_thread: RunOnThread, share: Lease | None = None
+    ) -> None:
         self.client = client
+        self.share = share  # its place in its client's share, if that is capped
         self.disconnected = disconnected
         self._run_on_thread = run_on_thread
         self.left = False  # its client has gone: it stops at its next check
@@ -65,7 +74,13 @@ class HeavyJob:
         """Whether its client has left (asked once more unless already known)."""
         if not self.left and await self.disconnected():
             self.left = True
+            await self.give_back()
         return self.left
+
+    async def give_back(self) -> None:
+        """Hand its place in its client's share back (once; the job may still be finishing a slice)."""
+        if self.share is not None:
+            await self.share.release()
 
     async def run(self, work: Callable[[], T]) -> T:
         """One slice of the job on the inference thread; ``ClientLeft`` once the client is gone."""
@@ -86,12 +101,14 @@ class HeavyLane:
         per_client: int,
         retry_after_s: int,
         poll_s: float = 0.05,
+        shares: LimitStore | None = None,
     ) -> None:
         self.jobs = max(1, jobs)
         self.queue = max(0, queue)
         self.per_client = per_client  # 0 = no cap
         self.retry_after_s = retry_after_s
         self.poll_s = poll_s
+        self.shares = shares or MemoryStore()
         self._run_on_thread = run_on_thread
         self.running: list[HeavyJob] = []
         self.waiting: deque[HeavyJob] = deque()
@@ -109,24 +126,32 @@ class HeavyLane:
             if not job.started.done():
                 job.started.set_exception(ClientLeft())
 
-    def _refusal(self, client: str | None) -> ProblemError | None:
-        headers = {"Retry-After": str(self.retry_after_s)}
-        present = self._present()
-        mine = sum(job.client == client for job in present)
-        if self.per_client > 0 and client is not None and mine >= self.per_client:
+    async def _share(self, client: str | None) -> Lease | None:
+        """A place in ``client``'s share (None when no cap applies); 429 when it holds them all."""
+        if self.per_client <= 0 or client is None:
+            return None
+        lease = await self.shares.acquire(HEAVY, client, self.per_client)
+        if lease is None:
+            await self._sweep(self._present())  # a job of its own whose client left gives its place back
+            lease = await self.shares.acquire(HEAVY, client, self.per_client)
+        if lease is None:
             detail = f"This client already has {self.per_client} long job(s) running or waiting; wait for it."
-            return ProblemError(429, "too-many-in-flight", detail, headers)
-        if len(present) >= self.jobs + self.queue:
-            return ProblemError(503, "busy", "The server is busy with other long jobs; try again later.", headers)
-        return None
+            raise ProblemError(429, "too-many-in-flight", detail, {"Retry-After": str(self.retry_after_s)})
+        return lease
+
+    def _full(self) -> bool:
+        return len(self._present()) >= self.jobs + self.queue
 
     async def _admit(self, client: str | None, disconnected: Disconnected) -> HeavyJob:
-        if self._refusal(client) is not None:
+        share = await self._share(client)
+        if self._full():
             await self._sweep(self._present())  # at most jobs + queue cheap questions
-        refusal = self._refusal(client)
-        if refusal is not None:
-            raise refusal
-        job = HeavyJob(client, disconnected, self._run_on_thread)
+        if self._full():
+            if share is not None:
+                await share.release()
+            headers = {"Retry-After": str(self.retry_after_s)}
+            raise ProblemError(503, "busy", "The server is busy with other long jobs; try again later.", headers)
+        job = HeavyJob(client, disconnected, self._run_on_thread, share)
         if len(self.running) < self.jobs and not self.waiting:
             self.running.append(job)
             job.started.set_result(None)
@@ -168,3 +193,4 @@ class HeavyLane:
             raise
         finally:
             self._leave(job)
+            await job.give_back()

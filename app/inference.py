@@ -38,6 +38,7 @@ import torch
 
 from app.errors import ProblemError
 from app.heavy import Disconnected, HeavyJob, HeavyLane
+from app.limits import LimitStore
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -146,8 +147,9 @@ class Engine:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Engine:
-        return cls(
+    def from_settings(cls, settings: Settings, limits: LimitStore | None = None) -> Engine:
+        """The engine the settings describe; ``limits`` counts each client's long jobs (memory by default)."""
+        engine = cls(
             torch_threads=settings.torch_threads,
             queue_size=settings.queue_size,
             cache_entries=settings.cache_entries,
@@ -159,6 +161,9 @@ class Engine:
             heavy_queue=settings.heavy_queue,
             client_heavy=settings.client_heavy,
         )
+        if limits is not None:
+            engine.heavy.shares = limits
+        return engine
 
     def admit(self) -> None:
         if self.in_flight >= self.capacity:

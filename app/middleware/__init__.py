@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from app.limits import LimitStore
 from app.middleware.bodylimit import BodyLimitMiddleware
 from app.middleware.cors import ApiCorsMiddleware
 from app.middleware.headers import SecurityHeadersMiddleware
@@ -21,12 +22,13 @@ from app.middleware.slowclient import SlowBodyMiddleware
 from app.settings import Settings
 
 
-def install_middleware(app: FastAPI, settings: Settings) -> None:
+def install_middleware(app: FastAPI, settings: Settings, store: LimitStore) -> None:
     # add_middleware puts each new one outside the previous: innermost first.
     app.add_middleware(SlowBodyMiddleware, min_rate=settings.min_body_rate, grace_s=settings.body_grace_s)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         ClientInflightMiddleware,
+        store=store,
         per_client=settings.client_inflight,
         retry_after_s=settings.retry_after_s,
         api_keys=settings.api_keys,
@@ -34,6 +36,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     )
     app.add_middleware(
         RateLimitMiddleware,
+        store=store,
         anonymous_per_minute=settings.rate_limit,
         keyed_per_minute=settings.rate_limit_keyed,
         api_keys=settings.api_keys,

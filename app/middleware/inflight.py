@@ -8,16 +8,17 @@ The page itself has at most four such requests open (activations, Grad-CAM, a un
 its guided backpropagation).
 
 It also tells the engine whose request is being served (``current_client``), for the
-heavy lane's own per-client cap.
+heavy lane's own per-client cap. The counts live in the app's limit store (``app/limits/``):
+this process's memory, or Redis shared by every replica.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import problem_response
+from app.limits import LimitStore
+from app.limits.store import IN_FLIGHT
 from app.middleware.clients import ClientIdentity, current_client, is_model_work
 
 SLUG = "too-many-in-flight"
@@ -25,30 +26,35 @@ SLUG = "too-many-in-flight"
 
 class ClientInflightMiddleware:
     def __init__(
-        self, app: ASGIApp, per_client: int, retry_after_s: int, api_keys: str = "", trusted_proxies: str = ""
+        self,
+        app: ASGIApp,
+        store: LimitStore,
+        per_client: int,
+        retry_after_s: int,
+        api_keys: str = "",
+        trusted_proxies: str = "",
     ) -> None:
         self.app = app
+        self.store = store
         self.per_client = per_client  # 0 = no cap
         self.retry_after_s = retry_after_s
         self.identity = ClientIdentity(api_keys, trusted_proxies)
-        self.in_flight: Counter[str] = Counter()  # only clients with requests open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not is_model_work(scope):
             await self.app(scope, receive, send)
             return
         client = self.identity(scope)
-        if 0 < self.per_client <= self.in_flight[client]:
+        lease = await self.store.acquire(IN_FLIGHT, client, self.per_client) if self.per_client > 0 else None
+        if self.per_client > 0 and lease is None:
             detail = f"This client already has {self.per_client} requests in flight; wait for one to finish."
             headers = {"Retry-After": str(self.retry_after_s)}
             await problem_response(429, detail, SLUG, headers)(scope, receive, send)
             return
-        self.in_flight[client] += 1
         token = current_client.set(client)
         try:
             await self.app(scope, receive, send)
         finally:
             current_client.reset(token)
-            self.in_flight[client] -= 1
-            if self.in_flight[client] <= 0:
-                del self.in_flight[client]
+            if lease is not None:
+                await lease.release()

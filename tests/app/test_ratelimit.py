@@ -15,8 +15,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app.limits.memory import TokenBuckets
 from app.main import create_app
-from app.middleware.ratelimit import TokenBuckets
 from app.settings import Settings
 from tests.app.conftest import ACTIVATIONS, make_settings
 

@@ -1,0 +1,112 @@
+"""Ray Serve rows: Serve's per-request cost against plain uvicorn, and 1 and 2 replicas.
+
+- per request, for each model: the same 640x480 JPEGs (distinct each time, result cache off)
+  POSTed one at a time to a plain uvicorn server and to ``layerscope serve --ray --replicas 1``,
+  both running, interleaved; ratio = Serve's median / uvicorn's. What Serve adds is its
+  HTTP proxy and the hop to the replica.
+- throughput: 4 client threads for a fixed time against 1 and then 2 replicas (two
+  ``serve --ray`` starts), retrying on 503 as bench/http.py does. On a 2-core machine the
+  replicas share the same cores, so the second replica shows Serve's overhead, not a
+  speed-up; on a cluster each replica brings its own cores.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from bench.common import ROOT, Config, Row, alexnet_weights, interleaved, judge, median_ms
+from bench.http import Client, load, pictures
+from bench.server import serve
+from scripts.load import free_port
+
+SERVE_TARGET = 1.15
+READY = re.compile(r"LayerScope on Ray Serve at (\S+)")
+SETTINGS = {"LAYERSCOPE_CACHE_ENTRIES": "0", "LAYERSCOPE_RATE_LIMIT": "0", "LAYERSCOPE_RATE_LIMIT_KEYED": "0",
+            "LAYERSCOPE_CLIENT_INFLIGHT": "0"}
+
+
+@contextmanager
+def ray_serve(replicas: int, models: str, timeout_s: float = 300.0) -> Iterator[str]:
+    """``layerscope serve --ray --replicas N`` (its own local Ray) until it says where it listens."""
+    command = [sys.executable, "-m", "app.cli", "serve", "--ray", "--replicas", str(replicas),
+               "--port", str(free_port())]
+    env = {**os.environ, **SETTINGS, "LAYERSCOPE_MODELS": models,
+           "LAYERSCOPE_ALEXNET_WEIGHTS": str(alexnet_weights()), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    found: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = READY.search(line)
+            if match:
+                found.append(match[1])
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        if not ready.wait(timeout_s):
+            raise RuntimeError(f"serve --ray not ready after {timeout_s} s")
+        yield found[0]
+    finally:
+        process.terminate()  # SIGTERM: removes the app, stops Serve and its Ray instance
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def per_request(config: Config, model: str, plain: Client, served: Client, pool: list[bytes]) -> Row:
+    fresh = itertools.cycle(pool)
+
+    def post(client: Client) -> object:
+        response = client.post(model, next(fresh))
+        response.raise_for_status()
+        return response.content
+
+    times = interleaved({"uvicorn": lambda: post(plain), "serve": lambda: post(served)}, config.reps * 2)
+    base, ray = median_ms(times["uvicorn"]), median_ms(times["serve"])
+    return Row("scale", model, "Ray Serve, 1 replica: per request, against plain uvicorn", ms=ray,
+               best_ms=min(times["serve"]) * 1000, ratio=ray / base, target=f"<= {SERVE_TARGET}x",
+               status=judge(ray / base <= SERVE_TARGET),
+               note=f"uvicorn {base:.1f} ms; 640x480 JPEG, cache off; ratio to uvicorn, not to the bare pass")
+
+
+def throughput_row(config: Config, url: str, replicas: int, pool: list[bytes]) -> Row:
+    client = Client(url)
+    seconds = 2.0 if config.quick else 6.0
+    load(client, "tiny", pool, 2, 1.0)  # warm every replica
+    answered, elapsed, _, refused = load(client, "tiny", pool, 4, seconds)
+    note = f"4 clients, {seconds:g} s, {refused} refused (503) and retried"
+    if replicas > 1:
+        note += "; 2 cores shared by the replicas: overhead, not speed-up"
+    return Row("scale", "tiny", f"Ray Serve, {replicas} replica{'s' if replicas > 1 else ''}: throughput",
+               value=answered / elapsed, unit="req/s", note=note)
+
+
+def run(config: Config) -> list[Row]:
+    pool = pictures()
+    started = time.perf_counter()
+    models = ",".join(config.models)
+    with serve(models=models, cache_entries="0", client_inflight="0") as plain, ray_serve(1, models) as url:
+        rows = [per_request(config, model, Client(plain.url), Client(url), pool) for model in config.models]
+        rows.append(throughput_row(config, url, 1, pool))
+    with ray_serve(2, "tiny") as url:
+        rows.append(throughput_row(config, url, 2, pool))
+    rows[-1].note += f"; the group took {time.perf_counter() - started:.0f} s with three server starts"
+    return rows
