@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -86,6 +87,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "port": getattr(args, "port", None),
             "default_model": getattr(args, "model", None),
             "alexnet_weights": weights,
+            "config": getattr(args, "config", None),
         }.items()
         if value is not None
     }
@@ -97,16 +99,28 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise CommandError(
             f"bad setting {name} ({first['msg']}); fix the flag or LAYERSCOPE_{name.upper()}", USAGE
         ) from exc
-    _check_models([*settings.model_ids, settings.default_model])
+    _check_models([*settings.model_ids, settings.default_model], _config_ids(settings))
     return settings
 
 
-def _check_models(wanted: list[str]) -> None:
-    from models.zoo.registry import MODEL_IDS
+def _config_ids(settings: Settings) -> list[str]:
+    """The ids of the configuration file's models; a file that cannot be used is a usage error."""
+    if settings.config is None:
+        return []
+    from models.zoo.custom import ConfigError, read_config
 
-    unknown = [m for m in wanted if m not in MODEL_IDS]
+    try:
+        return [table.id for table in read_config(settings.config)]
+    except ConfigError as exc:
+        raise CommandError(f"{exc}; fix it or leave out --config and LAYERSCOPE_CONFIG", USAGE) from exc
+
+
+def _check_models(wanted: list[str], configured: Sequence[str] = ()) -> None:
+    from models.zoo.registry import KNOWN, MODEL_IDS
+
+    unknown = [m for m in wanted if m not in MODEL_IDS and m not in configured]
     if unknown:
-        raise CommandError(f"unknown model {unknown[0]!r}; choose one of: {', '.join(MODEL_IDS)}", USAGE)
+        raise CommandError(f"unknown model {unknown[0]!r}; choose one of {KNOWN}", USAGE)
 
 
 def _port(text: str) -> int:
@@ -146,7 +160,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"choose one of: {', '.join(settings.model_ids)}",
             USAGE,
         )
+    if args.ray or args.ray_address or args.replicas or args.autoscale:
+        return _serve_on_ray(args, settings)
     _check_listen(settings.host, settings.port)
+    _say_on_stderr()
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal; that is a
     # clean stop for us, so the re-raised SIGTERM ends the process with status 0.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
@@ -163,18 +180,70 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:
+    """``serve --ray``: the same app through Ray Serve (app/scale/)."""
+    if not args.ray:
+        raise CommandError("--ray-address, --replicas and --autoscale go with --ray; add --ray", USAGE)
+    if not args.ray_address:
+        _check_listen(settings.host, settings.port)  # a cluster's proxies listen on its own nodes
+    try:
+        from app.scale.deployment import Scaling
+        from app.scale.run import serve_on_ray
+    except ImportError as exc:
+        raise CommandError(f"--ray needs Ray Serve ({exc.name} is missing); pip install 'layerscope[scale]'") from exc
+    _say_on_stderr()
+    try:
+        return serve_on_ray(settings, args.ray_address, Scaling(args.replicas or 1, args.autoscale))
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CommandError(f"Ray Serve did not start the app ({reason}); check --ray-address and the log") from exc
+
+
+def _replicas(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of replicas (1 or more)")
+    return int(text)
+
+
+def _autoscale(text: str) -> tuple[int, int]:
+    low, _, high = text.partition(",")
+    if not (low.isdigit() and high.isdigit()) or not 1 <= int(low) <= int(high):
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN,MAX replicas (1 <= MIN <= MAX)")
+    return int(low), int(high)
+
+
+def _say_on_stderr() -> None:
+    """The ``layerscope`` logger's lines (the start-up summary, configuration mistakes) on stderr."""
+    logger = logging.getLogger("layerscope")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def _load(settings: Settings, model_ids: list[str]) -> list[ModelEntry]:
     from models.zoo.registry import load_registry
     from models.zoo.tinyweights import WeightsError
 
     try:
-        return list(load_registry(model_ids, settings.alexnet_weights).values())
+        return list(load_registry(model_ids, settings.alexnet_weights, settings.config).values())
     except WeightsError as exc:
         raise CommandError(f"{exc}; {RESTORE}") from exc
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.all:
+        from app.listing import known_models, known_table
+
+        known = known_models(settings)
+        if args.json:
+            print(json.dumps([k.to_dict() for k in known], indent=1))
+        else:
+            print("\n".join(known_table(known, shutil.get_terminal_size().columns)))
+        return 0
     entries = _load(settings, settings.model_ids)
     if args.json:
         print(json.dumps([e.summary() for e in entries], indent=1))
@@ -196,7 +265,9 @@ def model_table(entries: Sequence[ModelEntry], width: int) -> list[str]:
         accuracy = "-" if e.accuracy_percent is None else f"{e.accuracy_percent:.2f}%"
         accuracy = accuracy if e.trained else "untrained"
         rows.append((e.id, "yes" if e.available else "no", verified, accuracy, e.trained_on))
-        if not e.available:
+        if not e.available and e.group == "custom":
+            notes.append(f"{e.id}: not available: {e.unavailable_reason}")
+        elif not e.available:
             notes.append(f"{e.id}: not available; run `{e.how_to_get}`")
         elif e.weights is not None and not e.weights.verified:
             notes.append(f"{e.id}: {e.weights.file} is not the expected file (sha256 {e.weights.sha256[:12]}...)")
@@ -225,14 +296,20 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from models.zoo.fetch import FetchError, fetch_alexnet
+    from models.zoo.fetch import FetchError, fetch_weights
 
     try:
-        path = fetch_alexnet()
+        path = fetch_weights(args.model)
     except FetchError as exc:
         raise CommandError(str(exc)) from exc
-    print(f"AlexNet ImageNet weights ready at {path}")
+    print(f"{'AlexNet' if args.model == 'alexnet' else args.model} ImageNet weights ready at {path}")
     return 0
+
+
+def _zoo_names() -> tuple[str, ...]:
+    from models.zoo.torchvision_zoo import classification_models
+
+    return classification_models()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,23 +321,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port)
     serve.add_argument("--model", help="the model the page opens with (default tiny)")
     serve.add_argument("--alexnet-weights", help="path to AlexNet ImageNet weights")
+    serve.add_argument("--config", help="a TOML file of your own models (LAYERSCOPE_CONFIG)")
+    serve.add_argument("--ray", action="store_true", help="serve through Ray Serve (pip install 'layerscope[scale]')")
+    serve.add_argument("--ray-address", metavar="ADDR", help="with --ray: join this cluster (default: start Ray here)")
+    scaling = serve.add_mutually_exclusive_group()
+    scaling.add_argument("--replicas", type=_replicas, metavar="N", help="with --ray: N replicas (default 1)")
+    scaling.add_argument("--autoscale", type=_autoscale, metavar="MIN,MAX", help="with --ray: MIN to MAX replicas")
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="list the models and whether they are available")
     models.add_argument("--alexnet-weights")
+    models.add_argument("--config", help="a TOML file of your own models (LAYERSCOPE_CONFIG)")
+    models.add_argument("--all", action="store_true", help="every known model, and whether its weights are here")
     models.add_argument("--json", action="store_true", help="every model's full summary, as the API lists it")
     models.set_defaults(func=cmd_models)
 
     extract = sub.add_parser("extract", help="write activations of images to .npz")
     extract.add_argument("images", nargs="+")
     extract.add_argument("--model", default="tiny")
-    extract.add_argument("--layers", help="comma-separated layer names (default: conv layers)")
+    extract.add_argument("--layers", help="comma-separated layer names (default: the model's default view)")
     extract.add_argument("--out", required=True, help="an .npz file (one image) or a directory")
     extract.add_argument("--alexnet-weights")
+    extract.add_argument("--config", help="a TOML file of your own models (LAYERSCOPE_CONFIG)")
     extract.set_defaults(func=cmd_extract)
 
     fetch = sub.add_parser("fetch-weights", help="download model weights (with a progress bar)")
-    fetch.add_argument("model", choices=["alexnet"])
+    fetch.add_argument("model", choices=_zoo_names(), metavar="MODEL", help="a torchvision name, e.g. resnet18")
     fetch.set_defaults(func=cmd_fetch)
 
     for job, (_, text) in JOBS.items():

@@ -144,7 +144,12 @@ async def filters_args(
     checkpoint: CheckpointQuery = None,
     scale: Annotated[int, Query(ge=1, le=16, description="Nearest-neighbour upscaling of each kernel.")] = 4,
 ) -> FiltersArgs:
-    name = known_layer(entry, layer or entry.filters_layer)
+    if layer is None and entry.filters_layer is None:
+        raise ProblemError(
+            422, "not-drawable", f"Model {entry.id}'s first layer is not a convolution on the RGB input: "
+            "it has no filters to draw as pictures."
+        )
+    name = known_layer(entry, layer or entry.filters_layer or "")
     return FiltersArgs(entry, name, known_checkpoint(entry, checkpoint), scale)
 
 
@@ -161,7 +166,9 @@ async def gradcam_args(
     class_index: Annotated[int | None, Query(ge=0, description="Class to explain; default: the top one.")] = None,
     layer: LayerQuery = None,
 ) -> GradcamArgs:
-    name = known_layer(entry, layer or entry.cam_layer)
+    if layer is None and entry.cam_layer is None:
+        raise ProblemError(422, "not-spatial", f"Model {entry.id} has no spatial layer for Grad-CAM.")
+    name = known_layer(entry, layer or entry.cam_layer or "")
     if len((await model_shapes(entry, engine))[name]) != 3:
         raise ProblemError(422, "not-spatial", f"Layer {name} has no spatial map; choose a conv layer.")
     if class_index is not None and class_index >= len(entry.classes):
@@ -221,7 +228,7 @@ async def units_args(
     concept: Annotated[str | None, Query(max_length=64, description="Only units labelled with this concept.")] = None,
     sprites: Annotated[bool, Query(description="Include the layer's shipped sprites (data URLs).")] = False,
 ) -> UnitsArgs:
-    name = known_layer(entry, layer or entry.default_layers[-1])
+    name = known_layer(entry, layer or (entry.default_layers[-1] if entry.default_layers else ""))
     count = (await model_shapes(entry, engine))[name][0]
     return UnitsArgs(entry, name, count, named, concept, sprites)
 
@@ -236,7 +243,7 @@ async def activations_args(
     entry: AvailableModelDep,
     layers: Annotated[
         str | None,
-        Query(max_length=2000, description="Comma-separated dotted layer names; default: conv layers after ReLU."),
+        Query(max_length=2000, description="Comma-separated dotted layer names; default: the model's default view."),
     ] = None,
     top_k: Annotated[int, Query(ge=1, le=1000, description="How many predictions to return.")] = 5,
     format: Annotated[Format, Query(description="json (atlases) or npz (raw float32 arrays).")] = "json",

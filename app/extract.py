@@ -15,7 +15,7 @@ from tqdm import tqdm
 from app.errors import ProblemError
 from app.pipeline import Options, analyze
 from app.settings import Settings
-from models.zoo.registry import load_registry
+from models.zoo.registry import MODEL_IDS, load_registry
 
 
 class ExtractRefused(ValueError):
@@ -25,7 +25,10 @@ class ExtractRefused(ValueError):
 def extract_to(images: list[Path], model_id: str, layers: str | None, out: Path, settings: Settings) -> int:
     """Write each picture's activations; the number of pictures that could not be read is
     reported, and the status is 1 when there were any."""
-    entry = load_registry([model_id], settings.alexnet_weights)[model_id]
+    # A model of the configuration file is loaded with the file's others; a built-in one alone.
+    built_in = model_id in MODEL_IDS
+    entry = load_registry([model_id] if built_in else [], settings.alexnet_weights,
+                          None if built_in else settings.config)[model_id]
     if not entry.available:
         raise ExtractRefused(f"{model_id} is not available: {entry.unavailable_reason} Run: {entry.how_to_get}")
     names = tuple(n.strip() for n in layers.split(",")) if layers else entry.default_layers

@@ -142,8 +142,11 @@ def infer(
     early = EarlyEncoding(entry, options, batch, submit, threads < available_cores())
     start = time.perf_counter()
     shapes = {tuple(p.tensor.shape) for p in batch}
-    # Pictures of one input size share one pass; otherwise (a model without a fixed crop) one each.
-    groups = [list(range(len(batch)))] if len(shapes) == 1 else [[i] for i in range(len(batch))]
+    # Pictures of one input size share one pass, at most the model's ``max_batch``; otherwise (a
+    # model without a fixed crop) one each.
+    most = len(batch) if len(shapes) == 1 else 1
+    most = most if entry.max_batch is None else min(most, entry.max_batch)
+    groups = [list(range(start, min(start + most, len(batch)))) for start in range(0, len(batch), most)]
     early.before_pass()
     results: list[Activations] = [None] * len(batch)  # type: ignore[list-item]
     for group in groups:

@@ -224,7 +224,8 @@ def _footprints(probe: nn.Module, channels: int, size: int, target: Target) -> t
     dtype = next((p.dtype for p in probe.parameters() if p.is_floating_point()), torch.float32)
     picture = torch.empty(3, channels, size, size, dtype=torch.float64).uniform_(0.5, 1.5, generator=generator)
     picture = picture.to(dtype).requires_grad_(True)
-    out = _capture(probe, target, picture)
+    # A copy goes in: an in-place first op (an exported program's relu_) may not write to a leaf.
+    out = _capture(probe, target, picture.clone())
     if out is None or out.dim() != 4 or not out.requires_grad:
         return None
     height, width = out.shape[-2:]

@@ -2,8 +2,11 @@
 
 Each model is data (title, what it was trained on, classes, preprocessing, layers and
 their stages) plus code (how to build the network and where its weights come from). The
-registry never downloads: an ``alexnet`` without weights on disk is listed as unavailable
-together with the command that fetches them. A weights file whose sha256 is not the expected
+ids are ``tiny`` (written here), every torchvision classifier by name (``alexnet`` written
+here with models/layers.py's table, the others by models/zoo/imagenet.py) and the tables of
+an operator's configuration file (models/zoo/custom.py). The registry never downloads: a
+torchvision model without weights on disk is listed as unavailable together with the command
+that fetches them. A weights file whose sha256 is not the expected
 one (models/zoo/verify.py) is served, but under a title and card that say "unverified
 weights" and claim nothing about what it was trained on.
 """
@@ -12,133 +15,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from torchvision.models import AlexNet_Weights
 from torchvision.transforms._presets import ImageClassification
 
-from models.layers import DEFAULT_LAYERS, LayerInfo, describe_layers
+from models.layers import describe_layers
 from models.nets import MiniAlexNet, NetConfig, build_alexnet
-from models.zoo import tinyweights, verify
-from models.zoo.meta import Checkpoint, TaughtParts
-from models.zoo.torchvision_zoo import read_state_dict
+from models.zoo import custom, tinyweights, verify
+from models.zoo.entry import ModelEntry, prepare_for_serving, unverified
+from models.zoo.imagenet import zoo_entry
+from models.zoo.torchvision_zoo import classification_models, read_state_dict
 
 WEIGHTS_DIR = tinyweights.WEIGHTS_DIR
 ALEXNET_WEIGHTS = AlexNet_Weights.IMAGENET1K_V1
 ALEXNET_URL = ALEXNET_WEIGHTS.url  # its file name carries the sha256 prefix the file must have
 FETCH_COMMAND = "layerscope fetch-weights alexnet"
-Preprocess = Callable[[Any], torch.Tensor]
-
-
-@dataclass
-class ModelEntry:
-    """One servable model (or the honest reason it cannot be served).
-
-    What a model can do beyond activations is data here, set by the registry from what the
-    model ships: the web layer asks the entry, never its id.
-    """
-
-    id: str
-    title: str
-    description: str
-    trained_on: str
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    classes: list[str]
-    available: bool
-    trained: bool
-    network: nn.Module | None = None
-    preprocess: Preprocess | None = None
-    layers: dict[str, LayerInfo] = field(default_factory=dict)
-    default_layers: tuple[str, ...] = DEFAULT_LAYERS
-    unavailable_reason: str | None = None
-    how_to_get: str | None = None
-    weights_source: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    # The headline accuracy in percent (on the model's own test pictures), when measured.
-    accuracy_percent: float | None = None
-    checkpoints: tuple[Checkpoint, ...] = ()
-    # The second training task about the parts, when there was one: the page must not read
-    # taught part detectors as found ones.
-    taught_parts: TaughtParts | None = None
-    # Intra-op threads for this model's forward passes, at most the server's setting (None:
-    # the setting). A network whose layers are too small to split well does its passes on
-    # fewer threads for less CPU, and the free core encodes the maps during the pass.
-    torch_threads: int | None = None
-    # Its answers carry the unfamiliar-input score ("ood"; null until statistics ship).
-    familiarity: bool = False
-    # The weights file the shipped explanation files (models/zoo/assets.py: unit sprites,
-    # unfamiliar-input statistics) belong to; None: the model ships none.
-    assets_source: str | None = None
-    # The dissection job's unit labels for these weights; None: its units carry no labels.
-    dissection_file: Path | None = None
-    cam_layer: str = DEFAULT_LAYERS[-1]  # Grad-CAM's default: conv5 after its ReLU, the last spatial evidence
-    filters_layer: str = "features.0"  # the convolution on the RGB input, drawable as pictures
-    # The served weights file and whether its sha256 is the expected one; None: no file.
-    weights: verify.WeightsCheck | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """The JSON the API lists for this model."""
-        return {
-            "id": self.id,
-            "title": self.title,
-            "description": self.description,
-            "trained_on": self.trained_on,
-            "taught_parts": None if self.taught_parts is None else self.taught_parts.to_dict(),
-            "input_size": self.input_size,
-            "normalization": {"mean": list(self.mean), "std": list(self.std)},
-            "classes": self.classes,
-            "available": self.available,
-            "trained": self.trained,
-            "unavailable_reason": self.unavailable_reason,
-            "how_to_get": self.how_to_get,
-            "weights_source": self.weights_source,
-            "weights": None if self.weights is None else self.weights.to_dict(),
-            "metrics": self.metrics,
-            "default_layers": list(self.default_layers),
-            "layers": [self.layers[name].to_dict() for name in self.default_layers if name in self.layers],
-            "checkpoints": [c.public() for c in self.checkpoints],
-        }
-
-    def checkpoint(self, name: str) -> Checkpoint | None:
-        """The snapshot called ``name``, if the model has one."""
-        return next((c for c in self.checkpoints if c.name == name), None)
-
-
-def prepare_for_serving(network: nn.Module) -> nn.Module:
-    """Evaluation mode, frozen weights, and the channels-last memory layout.
-
-    Channels-last convolutions compute the same maps (to float rounding: 6e-7 at most on
-    tiny, 1e-8 on AlexNet's logits) faster on this CPU: tiny 2.4 -> 1.6 ms a picture (batches
-    and Grad-CAM alike), AlexNet 15.7 -> 14.0 ms (batch of 8: 48 -> 41 ms). The captured maps
-    are copied back to the usual layout (models/capture.py), so nothing downstream sees it.
-    """
-    network.eval()
-    for param in network.parameters():
-        param.requires_grad_(False)
-    return network.to(memory_format=torch.channels_last)
-
-
-def unverified(entry: ModelEntry, network: str, check: verify.WeightsCheck) -> ModelEntry:
-    """``entry`` serving weights that failed their check: a title and card that say so, and
-    none of what was measured on the expected weights (accuracy, unit labels, snapshots)."""
-    return replace(
-        entry,
-        title=f"{network} (unverified weights)",
-        description=(
-            f"The {network} network with weights from {check.file}, which is not the file this model "
-            "is published with (its sha256 does not match): unverified weights, so what they were "
-            "trained on and how well they do is unknown."
-        ),
-        trained_on="unknown: unverified weights (the file's sha256 is not the expected one)",
-        metrics={}, accuracy_percent=None, checkpoints=(), taught_parts=None, dissection_file=None,
-        weights=check,
-    )
 
 
 # ---------------------------------------------------------------- tiny
@@ -238,6 +134,7 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
         trained=True,
         metrics={"imagenet_top1": top1},
         accuracy_percent=top1,
+        group="imagenet",
     )
     path = resolve_alexnet_weights(weights_path)
     if path is None:
@@ -269,18 +166,32 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
 
 
 def _loaders(alexnet_weights: str | os.PathLike[str] | None) -> dict[str, Callable[[], ModelEntry]]:
-    return {"tiny": tiny_entry, "alexnet": lambda: load_alexnet(alexnet_weights)}
+    """A loader for every built-in id: tiny, then torchvision's classifiers (alexnet's own entry kept)."""
+    loaders: dict[str, Callable[[], ModelEntry]] = {"tiny": tiny_entry}
+    for name in classification_models():
+        loaders[name] = (lambda: load_alexnet(alexnet_weights)) if name == "alexnet" else partial(zoo_entry, name)
+    return loaders
 
 
 MODEL_IDS = tuple(_loaders(None))
+KNOWN = "tiny and torchvision's classification models (`layerscope models --all` lists them)"
 
 
 def load_registry(
-    model_ids: list[str], alexnet_weights: str | os.PathLike[str] | None = None
+    model_ids: list[str],
+    alexnet_weights: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
 ) -> dict[str, ModelEntry]:
-    """Load every listed model once (the server calls this in its lifespan)."""
+    """Load every listed model once, then every model of the ``config`` file (models/zoo/custom.py).
+
+    The server calls this in its lifespan. Raises ValueError for an unknown id and
+    :class:`custom.ConfigError` for a configuration file that cannot be used at all.
+    """
     loaders = _loaders(alexnet_weights)
     unknown = [m for m in model_ids if m not in loaders]
     if unknown:
-        raise ValueError(f"unknown model id(s): {', '.join(unknown)}; known: {', '.join(loaders)}")
-    return {model_id: loaders[model_id]() for model_id in model_ids}
+        raise ValueError(f"unknown model id(s): {', '.join(unknown)}; known: {KNOWN}")
+    entries = {model_id: loaders[model_id]() for model_id in model_ids}
+    if config is not None:
+        entries.update(custom.load_config(Path(config), MODEL_IDS))
+    return entries

@@ -44,8 +44,8 @@ export const analyze = (modelId, blob, { signal, topK = 5, checkpoint } = {}) =>
   call(`${base(modelId)}/activations${query({ top_k: topK, checkpoint })}`, { signal, blob });
 
 // Explanations: first-layer filters, Grad-CAM, guided backprop, dissected units.
-export const filters = (modelId, { checkpoint, signal } = {}) =>
-  call(`${base(modelId)}/filters${query({ layer: 'features.0', checkpoint, scale: 4 })}`, { signal });
+export const filters = (modelId, layer, { checkpoint, signal } = {}) =>
+  call(`${base(modelId)}/filters${query({ layer, checkpoint, scale: 4 })}`, { signal });
 
 export const gradcam = (modelId, blob, { classIndex, layer, signal } = {}) =>
   call(`${base(modelId)}/gradcam${query({ class_index: classIndex, layer })}`, { signal, blob });

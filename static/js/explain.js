@@ -24,9 +24,12 @@ export function layerDetail(level, layer) {
 export function applyLevel(level, context = {}) {
   const data = texts();
   document.body.dataset.level = level;
-  $('#journey').textContent = data.journey[level] || '';
+  // A network without AlexNet's layout gets words that name no conv1..conv5 where the level does.
+  const any = context.layout !== 'alexnet';
+  $('#journey').textContent = (any && data.journey_any?.[level]) || data.journey[level] || '';
   for (const band of $$('.band[data-stage]')) {
-    const entry = data.stages[band.dataset.stage]?.[level];
+    const stage = band.dataset.stage;
+    const entry = (any && data.stages_any?.[stage]?.[level]) || data.stages[stage]?.[level];
     if (!entry) continue;
     $('.band-title', band).textContent = fill(entry.title, context);
     $('.band-text', band).textContent = fill(entry.text, context);

@@ -45,7 +45,7 @@ export function highlightFilter(c) {
 export async function showFilters(model, checkpoint) {
   controller?.abort();
   const figure = $('#filters');
-  if (!model?.available) {
+  if (!model?.available || !model.filters_layer) { // no convolution on the RGB input: nothing to draw
     figure.hidden = true;
     return;
   }
@@ -53,7 +53,7 @@ export async function showFilters(model, checkpoint) {
   const mine = controller;
   const key = `${model.id}|${checkpoint || ''}`;
   try {
-    const body = cache.get(key) || await fetchFilters(model.id, { checkpoint, signal: mine.signal });
+    const body = cache.get(key) || await fetchFilters(model.id, model.filters_layer, { checkpoint, signal: mine.signal });
     cache.set(key, body);
     const image = new Image();
     image.src = body.atlas.png;

@@ -36,11 +36,17 @@ export function renderPredictions(predictions, { trained = true, onPick = null }
   }
 }
 
-// Unfamiliar input (tiny only): a plain-words notice near the prediction.
-export function renderOod(ood, words) {
+// Unfamiliar input (a model with a familiarity score): a plain-words notice near the
+// prediction and, where `offer` ({ title, go }) names a photo model, one click to it.
+export function renderOod(ood, words, offer = null) {
   const note = $('#ood');
   const on = Boolean(ood?.unfamiliar);
   note.hidden = !on;
   note.textContent = on ? words : '';
+  if (on && offer) {
+    const look = el('button', { type: 'button', class: 'btn look-through', text: t('ood_look_through', { title: offer.title }) });
+    look.addEventListener('click', offer.go);
+    note.append(' ', look);
+  }
   $('#verdict-ood').hidden = !on;
 }

@@ -39,7 +39,7 @@ export function showUnit({ model, layer, c, blob, label, note }) {
   const names = { layer: layer.title, c };
   $('#unit-label').textContent = [label ? unitTitle(layer.title, c, label) : '', note || ''].filter(Boolean).join(' ');
   const busy = $('#unit-busy');
-  busy.textContent = t(model.id === 'alexnet' ? 'unit_busy_slow' : 'unit_busy');
+  busy.textContent = t(model.input_size > 128 ? 'unit_busy_slow' : 'unit_busy'); // a photo-sized network optimizes slowly
   busy.classList.remove('error');
   busy.hidden = false;
   const fail = (err) => {

@@ -1,0 +1,110 @@
+"""The page for any network: a torchvision model and your own, every band drawn, no console errors.
+
+The server holds tiny, ResNet-18 (random weights under torchvision's file name in a
+temporary TORCH_HOME), VGG-16 without weights, and a network of the test's own from a TOML
+file. Every page's guard fails the test on a console error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torchvision.models import get_model
+
+from app.settings import Settings
+from models.zoo import torchvision_zoo as zoo
+from tests.browser.conftest import screenshot, start_server, stop_server
+from tests.browser.test_page import CANVAS_STATS, PHOTO, STAGES, upload, visit, wait_until
+from tests.models.zoo.test_custom import BUILDER
+
+pytestmark = pytest.mark.browser
+CONFIG = '''
+[models.mine]
+title = "My own network"
+builder = "{module}:build"
+weights = "mine.safetensors"
+classes = ["teapot", "kite", "comet"]
+input_size = 96
+mean = [0.48, 0.46, 0.41]
+std = [0.27, 0.26, 0.28]
+'''
+
+
+@pytest.fixture(scope="module")
+def zoo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("torch-home")
+    own = tmp_path_factory.mktemp("own")
+    module = f"pagenets_{own.name.replace('-', '_')}"
+    (own / f"{module}.py").write_text(BUILDER)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(home))
+        patch.setattr(torch.hub, "_hub_dir", None)
+        patch.syspath_prepend(str(own))
+        torch.manual_seed(5)
+        path = zoo.weights_file("resnet18")
+        path.parent.mkdir(parents=True)
+        torch.save(get_model("resnet18", weights=None).state_dict(), path)
+        save_file(__import__(module).build().state_dict(), str(own / "mine.safetensors"))
+        (own / "own.toml").write_text(CONFIG.format(module=module))
+        settings = Settings(models="tiny,resnet18,vgg16", config=str(own / "own.toml"), rate_limit=0)
+        server = start_server(settings)  # the models load here, while TORCH_HOME points at the test's cache
+    yield server.url
+    stop_server(server)
+
+
+def assert_every_band_drawn(page: Any) -> None:
+    for stage in STAGES:
+        canvases = page.evaluate(CANVAS_STATS, stage)
+        assert canvases, f"{stage}: no map"
+        for c in canvases:
+            assert c["opaque"] == c["pixels"] > 0, f"{stage}: a map is not fully drawn"
+            assert c["role"] == "img" and "channel" in c["label"]
+        assert any(c["distinct"] > 1 for c in canvases), f"{stage}: every map is flat"
+
+
+@pytest.mark.parametrize(("model", "size"), [("resnet18", 224), ("mine", 96)])
+def test_every_band_is_drawn(model: str, size: int, zoo_server: str, page_factory: Any) -> None:
+    page, _guard = page_factory()
+    visit(page, f"{zoo_server}/?model={model}")
+    upload(page, PHOTO)
+    assert page.locator("#seen").evaluate("img => img.naturalWidth") == size
+    assert_every_band_drawn(page)
+    assert page.locator("[data-testid=predictions] li.pred").count() == (5 if model == "resnet18" else 3)
+    screenshot(page, f"laptop-{model}")
+    # The technical levels name no conv1..conv5 for a network that has none.
+    for level in ("student", "expert"):
+        page.select_option("#level", level)
+        words = page.locator("#journey").text_content() + " ".join(page.locator(".band-title").all_text_contents())
+        assert "conv" not in words and "fc6" not in words, (level, words)
+    assert page.locator('.band[data-stage="objects"] .band-title').text_content() == (
+        "Objects: the last fifth of the depth")
+
+
+def test_the_picker_groups_the_models_and_names_the_fetch_command(zoo_server: str, page_factory: Any) -> None:
+    page, _guard = page_factory()
+    visit(page, zoo_server)
+    groups = page.evaluate("[...document.querySelectorAll('#model optgroup')].map((g) => "
+                           "[g.label, [...g.querySelectorAll('option')].map((o) => o.value)])")
+    assert groups == [["Embedded", ["tiny"]], ["ImageNet (torchvision)", ["resnet18", "vgg16"]],
+                      ["Your own models", ["mine"]]]
+    page.select_option("#model", "vgg16")
+    page.wait_for_selector("#model-note code")
+    assert page.locator("#model-note code").text_content() == "layerscope fetch-weights vgg16"
+
+
+def test_an_unfamiliar_picture_is_one_click_from_an_imagenet_model(zoo_server: str, page_factory: Any) -> None:
+    page, _guard = page_factory()
+    visit(page, f"{zoo_server}/?model=tiny")
+    upload(page, PHOTO)
+    assert page.locator("#ood").is_visible()  # the shipped tiny calls a photo unfamiliar
+    button = page.locator("#ood .look-through")
+    assert button.text_content() == "Look at it through ResNet18 (unverified weights)"
+    button.click()
+    wait_until(page, "document.querySelector('#seen').naturalWidth === 224")
+    assert page.locator("#model").input_value() == "resnet18"
+    page.wait_for_selector("[data-testid=predictions] li.pred", state="attached")
+    assert page.locator("#ood").is_hidden()
