@@ -29,7 +29,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $@
 
 run: $(STAMP)
-	$(PY) -m app.cli serve
+	LAYERSCOPE_LIVE_TRAINING=1 $(PY) -m app.cli serve
 
 test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m pytest

@@ -128,10 +128,12 @@ class Trainee:
         class_loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         return cls(cfg, model, readout, opt, class_loss_fn, parts_loss_function(cfg), part_targets)
 
-    def step(self, step: int, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> StepLosses:
-        """Step ``step`` (from 1) on uint8 N x 3 x H x W ``images``: learning rate, losses, one update."""
+    def step(self, step: int, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor,
+             lr: float | None = None) -> StepLosses:
+        """Step ``step`` (from 1) on uint8 N x 3 x H x W ``images``: learning rate (the recipe's
+        schedule unless ``lr`` is given), losses, one update."""
         for g in self.opt.param_groups:
-            g["lr"] = lr_at(step - 1, self.cfg)
+            g["lr"] = lr_at(step - 1, self.cfg) if lr is None else lr
         losses = step_losses(self.cfg, self.model, self.readout, normalize_chw(images, MEAN, STD), labels, targets,
                              step, self.class_loss_fn, self.parts_loss_fn)
         self.opt.zero_grad(set_to_none=True)

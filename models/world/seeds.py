@@ -38,6 +38,14 @@ OOD_HEAD = 47
 OOD_OUTLIERS = 53
 OOD_OUTLIERS_TEST = 59
 GRADCAM = 43  # Grad-CAM's inside/outside ratio and timing
+# Teaching a head (models/teach/): the examples a class shows it, and the fresh pictures its
+# accuracy is measured on (the tests and bench/teach.py).
+TEACH = 61
+TEACH_TEST = 67
+# A live run in front of a class (models/training/live.py): its training stream (the
+# data-budget twin reuses the first pictures of it) and the held-out pictures both are scored on.
+LIVE_TRAINING = 71
+LIVE_VALIDATION = 73
 
 # The page's gallery (scripts/make_samples.py) shows pictures of the evaluation's world: the
 # model is seen at work on the kind of picture its accuracy is measured on.
