@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     alexnet_weights: str | None = Field(
         None, description="Path to AlexNet ImageNet weights (.pth state dict or .safetensors)."
     )
+    config: str | None = Field(
+        None, description="A TOML file of your own models: every [models.ID] table is served besides the models."
+    )
     max_body_bytes: int = Field(10 * 1024 * 1024, description="Largest request body accepted.")
     max_pixels: int = Field(16_777_216, description="Largest image (width x height) decoded.")
     cache_entries: int = Field(64, description="Results kept in the in-memory LRU cache.")
@@ -56,7 +59,18 @@ class Settings(BaseSettings):
     )
     min_body_rate: int = Field(1024, ge=0, description="Bytes/s an upload must average; slower is cut (408).")
     body_grace_s: float = Field(5.0, gt=0, description="Seconds an upload may take before its rate is checked.")
+    redis_url: str | None = Field(
+        None,
+        description="Redis (redis://host:6379/0) where every replica counts the per-client limits; unset = in memory.",
+    )
     graceful_shutdown_s: int = Field(15, ge=0, description="Seconds in-flight requests get on SIGTERM.")
+    # Teaching (app/teach.py): sessions live in memory, hold features, never pictures.
+    teach_sessions: int = Field(64, ge=1, description="Teaching sessions held at once (429 beyond).")
+    teach_examples: int = Field(300, ge=1, description="Examples one teaching session holds (409 beyond).")
+    teach_idle_s: float = Field(1800.0, gt=0, description="Seconds a teaching session lives untouched.")
+    # A live run trains a network on this server for up to three minutes: for a classroom
+    # machine (``make run`` turns it on), not for a public deployment.
+    live_training: bool = Field(False, description="Allow live training runs (POST /api/v1/live).")
 
     @property
     def model_ids(self) -> list[str]:

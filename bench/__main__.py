@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import browser, fairness, gradcam, http, inprocess, peers
+from bench import browser, fairness, gradcam, http, inprocess, peers, scale, zoo
 from bench.common import MODELS, Config, Row, load_average, setup_torch
 from bench.report import context, text, write
 
@@ -23,6 +23,8 @@ GROUPS: dict[str, Callable[[Config], list[Row]]] = {
     "http": http.run,
     "fairness": fairness.run,
     "browser": browser.run,
+    "zoo": zoo.run,
+    "scale": scale.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

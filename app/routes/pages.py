@@ -48,5 +48,6 @@ def index(request: Request, registry: RegistryDep, settings: SettingsDep) -> HTM
             "levels": text["levels"],
             "lang": text["lang"],
             "samples": samples(),
+            "live_training": settings.live_training,
         },
     )

@@ -11,6 +11,7 @@ import { highlightFilter, showFilters } from './filters.js';
 import { clearCam, showCam } from './gradcam.js';
 import { fill, loadTexts, t, texts } from './i18n.js';
 import { initInputs, loadFirstSample, markChosen } from './inputs.js';
+import { initLive, setLiveLevel, setLivePicture } from './live.js';
 import { showMeasured } from './measured.js';
 import { renderOod, renderPredictions } from './predictions.js';
 import { LayerMaps } from './render.js';
@@ -42,8 +43,20 @@ function levelContext() {
   const m = model();
   return {
     size: m?.input_size ?? '', k: shown?.result.predictions.length ?? 5,
-    classes: m?.classes.length ?? '', layers: shown?.result.layers ?? [],
+    classes: m?.classes.length ?? '', layers: shown?.result.layers ?? [], layout: m?.layout,
   };
+}
+
+// An ImageNet model the server serves, to look at an unfamiliar picture through in one click.
+function photoModel() {
+  const other = models.find((m) => m.group === 'imagenet' && m.available);
+  if (!other) return null;
+  const go = () => {
+    const select = $('#model');
+    select.value = other.id;
+    select.dispatchEvent(new Event('change'));
+  };
+  return { title: other.title, go };
 }
 
 function oodWords(ood) {
@@ -53,8 +66,9 @@ function oodWords(ood) {
 
 function applyWords() {
   applyLevel(state.level, levelContext());
+  setLiveLevel(state.level);
   classroom.refreshDots();
-  if (shown) renderOod(shown.result.ood, oodWords(shown.result.ood));
+  if (shown) renderOod(shown.result.ood, oodWords(shown.result.ood), photoModel());
 }
 
 // Dissection labels only describe the finished weights: none while a training checkpoint is shown.
@@ -173,7 +187,7 @@ async function show(result, { live = false } = {}) {
   clearCam();
   // Grad-CAM explains the finished weights, so it is offered only when those made the predictions.
   renderPredictions(result.predictions, { trained: model()?.trained !== false, onPick: state.checkpoint ? null : pickPrediction });
-  renderOod(result.ood, oodWords(result.ood));
+  renderOod(result.ood, oodWords(result.ood), photoModel());
   document.body.classList.add('has-result');
   applyWords();
   $('#timing').textContent = t('timing', { ms: Math.round(result.timings_ms?.total ?? 0) });
@@ -195,6 +209,7 @@ function revealBands() {
 
 async function run(blob, { live = false } = {}) {
   lastBlob = blob;
+  setLivePicture(blob);
   const m = model();
   if (!m?.available) {
     setStatus(t('unavailable', { title: m?.title ?? state.model }), 'error');
@@ -321,9 +336,10 @@ async function main() {
   classroom.initClassroom({
     onEnter: async () => {
       if (isOpen()) closeCloseup();
-      if (!shown) await loadFirstSample(model()?.id === 'tiny' ? 'world' : 'photo');
+      if (!shown) await loadFirstSample(model()?.group === 'embedded' ? 'world' : 'photo');
     },
   });
+  initLive();
   document.body.classList.add('ready');
 }
 
