@@ -8,7 +8,7 @@ import { events } from './sse.js';
 
 const COLORS = { fresh: '#4535c4', budget: '#c9a400' };
 let controller = null;
-let picture = null; // the page's current picture, watched as the network learns
+let picture = () => null; // the page's current picture, watched as the network learns
 let level = 'adult';
 let stoppedAt = -Infinity; // when this page last stopped a run
 
@@ -80,9 +80,10 @@ const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 // A run this page has just stopped may take the server a moment to let go of: ask again briefly.
 async function request(params, signal) {
   for (let attempt = 0; ; attempt++) {
+    const blob = picture();
     const response = await fetch(`/api/v1/live?${params}`, {
-      method: 'POST', body: picture || undefined, signal,
-      headers: picture ? { 'content-type': picture.type || 'application/octet-stream' } : {},
+      method: 'POST', body: blob || undefined, signal,
+      headers: blob ? { 'content-type': blob.type || 'application/octet-stream' } : {},
     });
     const justStopped = performance.now() - stoppedAt < 5000;
     if (response.status !== 409 || !justStopped || attempt >= 10) return response;
@@ -113,31 +114,32 @@ async function start() {
   }
 }
 
-export function setLivePicture(blob) {
-  picture = blob;
-}
-
 export function setLiveLevel(name) {
   level = name;
   const words = texts()?.live?.[level];
-  const text = $('#live-text'); // absent where the server does not run live training
-  if (words && text) text.textContent = words;
+  if (words) $('#live-text').textContent = words;
 }
 
-export function initLive() {
-  const open = $('#live-open');
-  if (!open) return; // the server does not run live training
-  open.addEventListener('click', () => {
-    const panel = $('#live-panel');
-    panel.hidden = !panel.hidden;
-    open.setAttribute('aria-pressed', String(!panel.hidden));
-    document.body.classList.toggle('live-open', !panel.hidden); // classroom mode shows it alone
-    if (!panel.hidden) panel.scrollIntoView({ behavior: 'smooth', block: 'start' });
-  });
+let wired = false;
+
+function wire() {
   $('#live-start').addEventListener('click', start);
   $('#live-stop').addEventListener('click', () => {
     stoppedAt = performance.now();
     controller?.abort();
   });
-  setLiveLevel(level);
+  wired = true;
+}
+
+// The page loads this module on the first press of "Watch it learn"; each press shows or hides
+// the panel. ``options.picture`` returns the page's current picture (or null).
+export function toggleLive(options) {
+  picture = options.picture;
+  if (!wired) wire();
+  setLiveLevel(options.level);
+  const panel = $('#live-panel');
+  panel.hidden = !panel.hidden;
+  $('#live-open').setAttribute('aria-pressed', String(!panel.hidden));
+  document.body.classList.toggle('live-open', !panel.hidden); // classroom mode shows it alone
+  if (!panel.hidden) panel.scrollIntoView({ behavior: 'smooth', block: 'start' });
 }

@@ -3,6 +3,8 @@ import { analyze, listModels, units } from './api.js';
 import { labelOf, redrawAll, renderBands, setHover, setLabels, setNamedOnly } from './bands.js';
 import { initCheckpoint, setCheckpoints } from './checkpoint.js';
 import * as classroom from './classroom.js';
+import { clearCompare, compareResult, initCompare } from './compare.js';
+import { built } from './detail.js';
 import { closeCloseup, initCloseup, isOpen, openCloseup } from './closeup.js';
 import { gradient } from './colormap.js';
 import { $, $$, el, num } from './dom.js';
@@ -11,7 +13,6 @@ import { highlightFilter, showFilters } from './filters.js';
 import { clearCam, showCam } from './gradcam.js';
 import { fill, loadTexts, t, texts } from './i18n.js';
 import { initInputs, loadFirstSample, markChosen } from './inputs.js';
-import { initLive, setLiveLevel, setLivePicture } from './live.js';
 import { showMeasured } from './measured.js';
 import { renderOod, renderPredictions } from './predictions.js';
 import { LayerMaps } from './render.js';
@@ -28,6 +29,7 @@ let controller = null;
 let pendingCloseup = state.layer != null && state.channel != null;
 let dissection = new Map(); // layer name -> unit records of the current model (final weights)
 let labelsFor = null; // the model id `dissection` belongs to
+let live = null; // static/js/live.js, loaded on the first press of "Watch it learn"
 
 const model = () => models.find((m) => m.id === state.model);
 const view = () => ({ norm: state.norm, cmap: state.cmap });
@@ -66,7 +68,7 @@ function oodWords(ood) {
 
 function applyWords() {
   applyLevel(state.level, levelContext());
-  setLiveLevel(state.level);
+  live?.setLiveLevel(state.level);
   classroom.refreshDots();
   if (shown) renderOod(shown.result.ood, oodWords(shown.result.ood), photoModel());
 }
@@ -88,6 +90,7 @@ async function loadLabels() {
   applyLabels();
   if (!m?.available) return;
   try {
+    await built(m); // a model not used yet lists its default view once built
     const layers = await Promise.all(m.default_layers.map((name) => units(m.id, name)));
     if (model() !== m) return;
     for (const body of layers) {
@@ -140,6 +143,7 @@ function renderModelNote() {
 
 function clearResult() {
   shown = null;
+  clearCompare();
   for (const node of $$('.band .layers, #predictions')) node.replaceChildren();
   $('#seen').hidden = true;
   $('#verdict').hidden = true;
@@ -188,6 +192,7 @@ async function show(result, { live = false } = {}) {
   // Grad-CAM explains the finished weights, so it is offered only when those made the predictions.
   renderPredictions(result.predictions, { trained: model()?.trained !== false, onPick: state.checkpoint ? null : pickPrediction });
   renderOod(result.ood, oodWords(result.ood), photoModel());
+  compareResult(model(), result, lastBlob, { live });
   document.body.classList.add('has-result');
   applyWords();
   $('#timing').textContent = t('timing', { ms: Math.round(result.timings_ms?.total ?? 0) });
@@ -209,7 +214,6 @@ function revealBands() {
 
 async function run(blob, { live = false } = {}) {
   lastBlob = blob;
-  setLivePicture(blob);
   const m = model();
   if (!m?.available) {
     setStatus(t('unavailable', { title: m?.title ?? state.model }), 'error');
@@ -266,6 +270,21 @@ function choose(id, value, key) {
   });
 }
 
+// Teaching and live training load their modules on first use: a visitor who only looks at
+// pictures never downloads them.
+function initPanels() {
+  const failed = (err) => setStatus(t('error', { detail: err.message }), 'error');
+  const teach = $('#teach-open');
+  if (teach) {
+    teach.addEventListener('click', () => import('./teach.js').then((m) => m.openTeach()).catch(failed));
+    teach.disabled = false;
+  }
+  $('#live-open')?.addEventListener('click', () => import('./live.js').then((m) => {
+    live = m;
+    m.toggleLive({ picture: () => lastBlob, level: state.level });
+  }).catch(failed));
+}
+
 async function main() {
   const [, listing] = await Promise.all([loadTexts(), listModels()]);
   models = listing.models;
@@ -275,6 +294,7 @@ async function main() {
   choose('#level', state.level, 'level');
   choose('#norm', state.norm, 'norm');
   choose('#cmap', state.cmap, 'cmap');
+  initCompare({ state, models, save: saveState, view });
   state.checkpoint = setCheckpoints(model(), state.checkpoint);
   saveState();
   showFilters(model(), state.checkpoint);
@@ -339,7 +359,7 @@ async function main() {
       if (!shown) await loadFirstSample(model()?.group === 'embedded' ? 'world' : 'photo');
     },
   });
-  initLive();
+  initPanels();
   document.body.classList.add('ready');
 }
 

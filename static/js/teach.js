@@ -210,12 +210,13 @@ function close() {
   $('#teach-panel').close();
 }
 
+function show() {
+  $('#teach-panel').showModal();
+  refresh();
+  curve.draw();
+}
+
 function wire() {
-  $('#teach-open').addEventListener('click', () => {
-    $('#teach-panel').showModal();
-    refresh();
-    curve.draw();
-  });
   $('#teach-close').addEventListener('click', close);
   $('#teach-panel').addEventListener('cancel', (event) => { event.preventDefault(); close(); });
   $('#teach-add').addEventListener('click', () => {
@@ -257,7 +258,13 @@ async function init() {
   state.names = [t('teach_default', { n: 1 }), t('teach_default', { n: 2 })];
   wire();
   drawCards();
-  $('#teach-open').disabled = false;
 }
 
-init().catch(failed);
+let ready = null;
+
+// The page loads this module on the first press of "Teach it", so a visitor who never teaches
+// never downloads it.
+export function openTeach() {
+  ready ??= init();
+  return ready.then(show).catch(failed);
+}

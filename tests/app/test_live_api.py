@@ -6,8 +6,11 @@ import asyncio
 import base64
 import io
 import json
+import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -141,3 +144,37 @@ def test_closing_the_stream_stops_the_run() -> None:
     with running(live_training=True, models="tiny") as server, ThreadPoolExecutor(1) as thread:
         # A loop of its own on another thread: the browser tests' Playwright may hold this thread's.
         thread.submit(asyncio.run, asyncio.wait_for(scenario(server), LIMIT_S)).result()
+
+
+_OPENED: list[str] = []
+_RECORDING = threading.Event()
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    # Audit hooks cannot be removed, so this one only records while the test asks it to.
+    if event == "open" and _RECORDING.is_set():
+        _OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+def test_a_run_opens_no_file_and_writes_nothing(
+    client: TestClient, make_image: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    upload = make_image(96, 96, seed=5)
+
+    def one_run() -> None:
+        response = client.post(LIVE, params={"seconds": 5}, content=upload, headers={"content-type": "image/png"})
+        assert parse_events(response.text)[-1][0] == "result"
+
+    one_run()  # lazy imports happen here
+    _OPENED.clear()
+    _RECORDING.set()
+    try:
+        one_run()
+    finally:
+        _RECORDING.clear()
+    assert not [p for p in _OPENED if not p.endswith((".py", ".pyc", ".so"))]
+    assert list(tmp_path.iterdir()) == []

@@ -247,7 +247,7 @@ def test_alexnet_unit_shows_progress_and_page_stays_usable(server: str, page_fac
     upload(page, PHOTO)
     page.locator('.layer[data-layer="features.11"] .maps .map-btn').first.click()
     busy = page.locator("#unit-busy")
-    assert busy.is_visible() and "takes a while for AlexNet" in busy.text_content()
+    assert busy.is_visible() and "takes a while for a network of photos" in busy.text_content()
     wait_until(
         page,
         "getComputedStyle(document.querySelector('#unit-busy'), '::before').animationName === 'spin'"

@@ -44,7 +44,7 @@ def test_a_ten_second_run_is_drawn_as_it_learns(live_server: str, page_factory: 
     visit(page, live_server)
     upload(page)
     page.click("[data-testid=live]")
-    assert page.is_visible("[data-testid=live-panel]")
+    page.wait_for_selector("[data-testid=live-panel]", state="visible")  # its module loads on first use
     page.select_option("[data-testid=live-seconds]", "10")
     page.click("[data-testid=live-start]")
     wait_until(page, "document.querySelector('[data-testid=live-maps]').children.length === 5", 60)
@@ -69,6 +69,7 @@ def test_stop_ends_the_run_and_a_new_one_can_start(live_server: str, page_factor
     page, _guard = page_factory()
     visit(page, live_server)
     page.click("[data-testid=live]")
+    page.wait_for_selector("[data-testid=live-panel]", state="visible")
     page.select_option("[data-testid=live-seconds]", "180")
     page.click("[data-testid=live-start]")
     wait_until(page, "document.querySelector('[data-testid=live-maps]').children.length === 5", 60)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -121,11 +120,3 @@ def test_the_budget_twin_starts_from_the_same_weights_and_reports_its_pool() -> 
 def test_config_refuses_runs_outside_the_bounds(kwargs: dict[str, float], words: str) -> None:
     with pytest.raises(ValueError, match=words):
         LiveConfig(**kwargs)  # type: ignore[arg-type]
-
-
-def test_a_run_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    run = timed_run(LiveConfig(seconds=5, val_images=16), per_step=1.0)
-    while not run.advance(0.0):
-        pass
-    assert list(tmp_path.iterdir()) == []
