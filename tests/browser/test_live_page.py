@@ -81,3 +81,21 @@ def test_stop_ends_the_run_and_a_new_one_can_start(live_server: str, page_factor
     wait_until(page, "document.querySelector('[data-testid=live-status]').textContent.startsWith('Done')", 120)
     label = page.get_attribute("[data-testid=live-accuracy]", "aria-label") or ""
     assert "the same 256 pictures" in label and "new pictures every step" in label
+
+
+def test_in_classroom_mode_the_panel_takes_the_stage(live_server: str, page_factory: Any) -> None:
+    page, _guard = page_factory(width=1920, height=1080)
+    visit(page, live_server)
+    upload(page)
+    page.click("[data-testid=classroom]")
+    page.wait_for_selector("body.classroom")
+    page.click("[data-testid=live]")
+    page.wait_for_selector("[data-testid=live-panel]", state="visible")
+    assert not page.is_visible("#hierarchy")
+    page.select_option("[data-testid=live-seconds]", "10")
+    page.click("[data-testid=live-start]")
+    wait_until(page, "document.querySelector('[data-testid=live-maps]').children.length === 5", 60)
+    screenshot(page, "live-classroom")
+    inject(page, live_server)
+    assert violations(page, live_server) == []  # contrast on the dark projector theme included
+    page.click("[data-testid=live-stop]")

@@ -100,3 +100,16 @@ def test_the_panel_fits_a_phone(tiny_server: str, page_factory: Any) -> None:
                           "return [d.getBoundingClientRect().width, d.scrollWidth, innerWidth]; })()")
     assert sizes[0] <= sizes[2] and sizes[1] <= sizes[2], sizes
     assert page.locator("[data-testid=teach-record-1]").is_visible()
+
+
+def test_the_panel_reads_well_in_classroom_mode(tiny_server: str, page_factory: Any) -> None:
+    page, _ = page_factory(width=1920, height=1080)
+    visit(page, tiny_server)
+    page.click("[data-testid=classroom]")
+    page.wait_for_selector("body.classroom")
+    page.wait_for_selector("[data-testid=teach]:not([disabled])")
+    page.click("[data-testid=teach]")
+    page.click("[data-testid=teach-start]")
+    page.wait_for_selector("[data-testid=teach-record-1]:not([disabled])")
+    screenshot(page, "teach-classroom")
+    assert_clean(page, tiny_server, "the teaching panel in classroom mode")  # contrast included
