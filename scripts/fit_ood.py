@@ -30,7 +30,7 @@ from models.ood.photos import FACES, server_preprocess
 from models.preprocess import normalize
 from models.world import seeds
 from models.zoo.assets import OOD_FILE
-from models.zoo.tinyweights import WEIGHTS_DIR, load_tiny, sha256_file
+from models.zoo.tinyweights import WEIGHTS_DIR, frozen_for_assets
 
 # The shipped method first; the others are written beside it (ood-<method>.npz) for comparison.
 OOD_METHODS = ("exposure", "combined", "energy", "mahalanobis")
@@ -271,12 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     weights = Path(a.weights_dir)
-    net, meta = load_tiny(weights)
-    for param in net.parameters():
-        param.requires_grad_(False)
-    sha = sha256_file(weights / "tiny.safetensors")
-    out = weights / "explain"
-    out.mkdir(exist_ok=True)
+    net, meta, sha, out = frozen_for_assets(weights)
     path = out / "metrics.json"
     metrics: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     if metrics.get("weights_sha256") != sha:

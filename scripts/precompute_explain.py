@@ -37,7 +37,7 @@ from models.preprocess import normalize
 from models.units import unit_count
 from models.world import seeds
 from models.zoo.assets import INDEX_FILE
-from models.zoo.tinyweights import WEIGHTS_DIR, load_tiny, sha256_file
+from models.zoo.tinyweights import WEIGHTS_DIR, frozen_for_assets
 from scripts.fit_ood import OOD_METHODS, make_ood, measure_ood
 
 LAYERS = ("features.4", "features.7", "features.9", "features.11")  # conv2..conv5 after ReLU
@@ -203,12 +203,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     weights = Path(a.weights_dir)
-    net, meta = load_tiny(weights)
-    for param in net.parameters():
-        param.requires_grad_(False)
-    sha = sha256_file(weights / "tiny.safetensors")
-    out = weights / "explain"
-    out.mkdir(exist_ok=True)
+    net, meta, sha, out = frozen_for_assets(weights)
     index_path, metrics_path = out / INDEX_FILE, out / "metrics.json"
     index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.exists() else {}
     if index.get("weights_sha256") != sha:

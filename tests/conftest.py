@@ -4,13 +4,46 @@ from __future__ import annotations
 
 import io
 import socket
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 from torchvision.models import alexnet
+
+_OPENED: list[str] = []
+_RECORDING = threading.Event()
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    # Audit hooks cannot be removed, so this one only records inside ``opened_files``.
+    if event == "open" and _RECORDING.is_set():
+        _OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+@contextmanager
+def opened_files() -> Iterator[list[str]]:
+    """The paths of every file opened (for reading or writing) inside the block, in any thread."""
+    found: list[str] = []
+    _OPENED.clear()
+    _RECORDING.set()
+    try:
+        yield found
+    finally:
+        _RECORDING.clear()
+        found.extend(_OPENED)
+
+
+def data_files(paths: list[str]) -> list[str]:
+    """``paths`` less the code a lazy import may open."""
+    return [p for p in paths if not p.endswith((".py", ".pyc", ".so"))]
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **params: object) -> bytes:

@@ -79,6 +79,17 @@ def load_tiny(weights_dir: Path | str = WEIGHTS_DIR) -> tuple[MiniAlexNet, dict[
     return state_to_model(load_file(str(path)), NetConfig.from_dict(meta["net"])), meta
 
 
+def frozen_for_assets(weights_dir: Path) -> tuple[MiniAlexNet, dict[str, Any], str, Path]:
+    """What a job making explanation assets starts from: the shipped network with frozen
+    weights, its metadata, the sha256 its assets are made for, and their folder (created)."""
+    net, meta = load_tiny(weights_dir)
+    for param in net.parameters():
+        param.requires_grad_(False)
+    out = weights_dir / "explain"
+    out.mkdir(exist_ok=True)
+    return net, meta, sha256_file(weights_dir / WEIGHTS_FILE), out
+
+
 def load_served(weights_dir: Path | str = WEIGHTS_DIR) -> tuple[MiniAlexNet, ModelMeta, verify.WeightsCheck]:
     """The network, its typed metadata and the sha256 check; weights that fail the check
     load too (the registry serves them as unverified)."""

@@ -1,5 +1,6 @@
 // The teaching API (v1): sessions, examples, training as server-sent events, predictions, heads.
 import { ApiError } from './api.js';
+import { events } from './sse.js';
 
 const root = '/api/v1/teach';
 const path = (session, tail = '') => `${root}/${encodeURIComponent(session)}${tail}`;
@@ -56,22 +57,10 @@ export async function importHead(file) {
 // Training: each `progress` event goes to `onProgress` as it arrives; resolves with the result.
 export async function train(session, onProgress) {
   const response = await send(path(session, '/train'), { method: 'POST', headers: { Accept: 'text/event-stream' } });
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffered += value;
-    let end;
-    while ((end = buffered.indexOf('\n\n')) >= 0) {
-      const block = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      const fields = Object.fromEntries(block.split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]));
-      const data = JSON.parse(fields.data);
-      if (fields.event === 'progress') onProgress(data);
-      else if (fields.event === 'result') return data;
-      else if (fields.event === 'error') throw new ApiError(data.detail, data.status, null);
-    }
+  for await (const { kind, data } of events(response)) {
+    if (kind === 'progress') onProgress(data);
+    else if (kind === 'result') return data;
+    else if (kind === 'error') throw new ApiError(data.detail, data.status, null);
   }
   throw new ApiError('The training stream ended without a result.', 500, null);
 }

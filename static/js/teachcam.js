@@ -1,4 +1,6 @@
 // The teaching panel's own webcam: start and stop it, grab square frames, record while held.
+import { grab } from './frame.js';
+
 export class TeachCam {
   constructor(video) {
     this.video = video;
@@ -23,15 +25,7 @@ export class TeachCam {
 
   // The centre square of the current frame, as a JPEG of `size` pixels a side.
   grab(size = 224) {
-    const { video } = this;
-    const side = Math.min(video.videoWidth, video.videoHeight);
-    const canvas = document.createElement('canvas');
-    canvas.width = size;
-    canvas.height = size;
-    canvas.getContext('2d').drawImage(
-      video, (video.videoWidth - side) / 2, (video.videoHeight - side) / 2, side, side, 0, 0, size, size,
-    );
-    return new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.85));
+    return grab(this.video, size);
   }
 }
 

@@ -1,21 +1,11 @@
 // The webcam: a snapshot, or a live mode that sends small square frames, one request at a time.
 import { $ } from './dom.js';
+import { grab } from './frame.js';
 import { t } from './i18n.js';
 
 let stream = null;
 let live = false;
 let frames = [];
-
-function grab(video, size) {
-  const side = Math.min(video.videoWidth, video.videoHeight);
-  const canvas = document.createElement('canvas');
-  canvas.width = size;
-  canvas.height = size;
-  canvas.getContext('2d').drawImage(
-    video, (video.videoWidth - side) / 2, (video.videoHeight - side) / 2, side, side, 0, 0, size, size,
-  );
-  return new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.85));
-}
 
 function show(running) {
   $('#cam-start').hidden = running;

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
-import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +25,8 @@ from models.training.loop import Trainee
 from tests.app.conftest import make_settings
 from tests.app.test_api import decode_atlas
 from tests.app.test_fairness import LIMIT_S, client_at, running, until
+from tests.app.test_teach_api import parse_events
+from tests.conftest import data_files, opened_files
 
 LIVE = "/api/v1/live"
 MEAN = torch.tensor([0.42, 0.418, 0.415])[:, None, None]
@@ -38,15 +37,6 @@ STD = torch.tensor([0.234, 0.231, 0.232])[:, None, None]
 def client() -> Iterator[TestClient]:
     with TestClient(create_app(make_settings(live_training=True, models="tiny"))) as c:
         yield c
-
-
-def parse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
-    """The stream as (kind, data) pairs, read the way an EventSource reads it."""
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((fields["event"], json.loads(fields["data"])))
-    return events
 
 
 def png_pixels(url: str) -> np.ndarray:
@@ -146,19 +136,6 @@ def test_closing_the_stream_stops_the_run() -> None:
         thread.submit(asyncio.run, asyncio.wait_for(scenario(server), LIMIT_S)).result()
 
 
-_OPENED: list[str] = []
-_RECORDING = threading.Event()
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    # Audit hooks cannot be removed, so this one only records while the test asks it to.
-    if event == "open" and _RECORDING.is_set():
-        _OPENED.append(str(args[0]))
-
-
-sys.addaudithook(_audit)
-
-
 def test_a_run_opens_no_file_and_writes_nothing(
     client: TestClient, make_image: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,11 +147,7 @@ def test_a_run_opens_no_file_and_writes_nothing(
         assert parse_events(response.text)[-1][0] == "result"
 
     one_run()  # lazy imports happen here
-    _OPENED.clear()
-    _RECORDING.set()
-    try:
+    with opened_files() as opened:
         one_run()
-    finally:
-        _RECORDING.clear()
-    assert not [p for p in _OPENED if not p.endswith((".py", ".pyc", ".so"))]
+    assert data_files(opened) == []
     assert list(tmp_path.iterdir()) == []

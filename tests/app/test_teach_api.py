@@ -150,6 +150,7 @@ def test_a_head_written_elsewhere_imports(client: TestClient) -> None:
 
 
 def parse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """A server-sent event stream as (kind, data) pairs, read the way an EventSource reads it."""
     events = []
     for block in text.strip().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in block.splitlines())

@@ -6,8 +6,6 @@ without waiting for them.
 
 from __future__ import annotations
 
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from app.teach import TeachStore
 from tests.app.conftest import make_settings
 from tests.app.test_leaks import figures
 from tests.app.test_teach_api import TEACH, add, open_session
-from tests.conftest import encode
+from tests.conftest import data_files, encode, opened_files
 
 PNG = {"content-type": "image/png"}
 OCTETS = {"content-type": "application/octet-stream"}
@@ -166,19 +164,6 @@ def test_a_bad_head_file_is_refused(small: tuple[TestClient, Clock]) -> None:
 
 # ------------------------------------------------------------------ nothing on disk
 
-_OPENED: list[str] = []
-_RECORDING = threading.Event()
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    # Audit hooks cannot be removed, so this one only records while the test asks it to.
-    if event == "open" and _RECORDING.is_set():
-        _OPENED.append(str(args[0]))
-
-
-sys.addaudithook(_audit)
-
-
 def test_teaching_writes_nothing_and_opens_no_data_file(small: tuple[TestClient, Clock], tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     client, clock = small
@@ -198,13 +183,9 @@ def test_teaching_writes_nothing_and_opens_no_data_file(small: tuple[TestClient,
         assert client.delete(f"{TEACH}/{session}").status_code == 204
 
     one_round()  # lazy imports and the dissection file's first read happen here
-    _OPENED.clear()
-    _RECORDING.set()
-    try:
+    with opened_files() as opened:
         one_round()
-    finally:
-        _RECORDING.clear()
-    assert not [p for p in _OPENED if not p.endswith((".py", ".pyc", ".so"))]
+    assert data_files(opened) == []
     assert list(tmp_path.iterdir()) == []
 
 
