@@ -55,6 +55,8 @@ async def get_model(
     entry = registry.get(model_id)
     if entry is None:
         raise ProblemError(404, "unknown-model", f"There is no model with that id; known: {', '.join(registry)}.")
+    if not entry.loaded:  # listed at start, built by the first request that needs it (app/firstuse.py)
+        await request.app.state.first_use.ready(entry, request.app.state.engine)
     return entry
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_error_handlers
+from app.firstuse import FirstUse
 from app.inference import Engine
 from app.limits import open_store
 from app.middleware import install_middleware
@@ -32,7 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Raises when already set in this process (e.g. a second app in the tests).
         with suppress(RuntimeError):
             torch.set_num_interop_threads(1)
-        app.state.registry = load_registry(settings.model_ids, settings.alexnet_weights, settings.config)
+        # Torchvision classifiers other than alexnet are built on first use (app/firstuse.py).
+        app.state.registry = load_registry(settings.model_ids, settings.alexnet_weights, settings.config, lazy=True)
         log_summary(app.state.registry)
         app.state.engine = Engine.from_settings(settings, limits)
         # What is loaded by now (torch, the models, the app) lives as long as the server: keep
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.teach = TeachStore.from_settings(settings)
     app.state.live = LiveGate()
+    app.state.first_use = FirstUse()
     install_error_handlers(app)
     install_middleware(app, settings, limits)
     app.include_router(api.router)

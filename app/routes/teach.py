@@ -91,7 +91,7 @@ async def create(request: Request, body: NewSession, store: StoreDep, settings: 
 @router.post("/import", status_code=201, summary="Open a session from an exported head (.safetensors)",
              openapi_extra=HEAD_BODY)
 async def import_head(request: Request, store: StoreDep, registry: RegistryDep, engine: EngineDep) -> dict[str, Any]:
-    head = await imported_head(registry, engine, await read_body(request, MAX_HEAD_BYTES))
+    head = await imported_head(registry, engine, request.app.state.first_use, await read_body(request, MAX_HEAD_BYTES))
     return session_json(store.create(head.base, head.layer, list(head.classes), head), store)
 
 

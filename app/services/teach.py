@@ -20,6 +20,7 @@ from PIL import Image
 from app.deps import model_shapes
 from app.encode import data_url, png_bytes
 from app.errors import ProblemError
+from app.firstuse import FirstUse
 from app.inference import Engine, Stages
 from app.pipeline import Prepared, intra_op_threads, pass_threads, picture_png, prepare, top_predictions
 from app.services.units import layer_records, unit_label
@@ -137,11 +138,15 @@ def prediction(entry: ModelEntry, session: Session, picture: Picture) -> dict[st
     }
 
 
-async def imported_head(registry: dict[str, ModelEntry], engine: Engine, data: bytes) -> Head:
+async def imported_head(
+    registry: dict[str, ModelEntry], engine: Engine, first_use: FirstUse, data: bytes
+) -> Head:
     """The head in an uploaded file, checked against the model it names (422 when unusable)."""
     try:
         metadata = read_metadata(data)
         entry = registry.get(metadata.get("base", ""))
+        if entry is not None and entry.available and not entry.loaded:
+            await first_use.ready(entry, engine)  # its layers are known once it is built
         units: int | None = None
         layer = None if entry is None else entry.cam_layer
         if entry is not None and entry.available and layer is not None and metadata.get("layer") == layer:

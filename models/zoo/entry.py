@@ -9,8 +9,9 @@ has no hand-written table.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,37 @@ class ModelEntry:
     # Pictures one forward pass may carry (None: as many as the server batches); an exported
     # program traced for one picture takes one at a time.
     max_batch: int | None = None
+    # Builds the served entry on first use (models/zoo/imagenet.py); None: built already. Until
+    # then the entry holds what listing it needs (availability, weights check) but no network,
+    # layers, default view, Grad-CAM or filters layer.
+    loader: Callable[[], ModelEntry] | None = field(default=None, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether its network is built (or it never will be): False only before a first use."""
+        return self.loader is None
+
+    def ensure_loaded(self) -> None:
+        """Build a first-use entry now, once, whichever thread asks first; the others wait for it.
+
+        The entry keeps its identity (the registry and the teaching sessions hold it): the built
+        entry's fields are copied into it. A build that fails leaves it unavailable, with the reason.
+        """
+        with self._lock:
+            loader = self.loader
+            if loader is None:
+                return
+            try:
+                built = loader()
+            except Exception as exc:  # noqa: BLE001 - a network that cannot be built is "unavailable", not a crash
+                self.available, self.network = False, None
+                self.unavailable_reason = f"The network could not be built ({type(exc).__name__}: {exc})."
+            else:
+                for f in fields(self):
+                    if f.name not in ("loader", "_lock"):
+                        setattr(self, f.name, getattr(built, f.name))
+            self.loader = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON the API lists for this model."""
@@ -109,6 +141,7 @@ class ModelEntry:
             "metrics": self.metrics,
             "group": self.group,
             "layout": self.layout,
+            "loaded": self.loaded,
             "cam_layer": self.cam_layer,
             "filters_layer": self.filters_layer,
             "default_layers": list(self.default_layers),

@@ -7,11 +7,17 @@ filters are discovered (models/zoo/entry.py). The file is checked against the sh
 its published name carries (models/zoo/verify.py): another file is served under a title that
 says "unverified weights". Without a file the entry is listed as unavailable, with the
 command that fetches it.
+
+With ``lazy`` the file is found and hashed at once (so a listing says available and verified),
+but the network is built, loaded and its layers discovered on first use (``ModelEntry.ensure_loaded``):
+a server listing many models starts without building any of them.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from models.zoo import torchvision_zoo as zoo
@@ -19,8 +25,9 @@ from models.zoo import verify
 from models.zoo.entry import ModelEntry, found_entry_fields, prepare_for_serving, unverified
 
 
-def zoo_entry(name: str, weights_path: str | os.PathLike[str] | None = None) -> ModelEntry:
-    """torchvision's ``name`` with its ImageNet weights, when its weights file is on this machine."""
+def zoo_entry(name: str, weights_path: str | os.PathLike[str] | None = None, *, lazy: bool = False) -> ModelEntry:
+    """torchvision's ``name`` with its ImageNet weights, when its weights file is on this machine
+    (built now, or with ``lazy`` on first use)."""
     spec = zoo.spec(name)
     title = spec.weights.split("_Weights")[0]
     entry = ModelEntry(
@@ -51,15 +58,27 @@ def zoo_entry(name: str, weights_path: str | os.PathLike[str] | None = None) -> 
         return entry
     try:
         check = verify.check_published(path, spec.url)
-        network = zoo.build_network(name, path)
-    except (zoo.WeightsUnusable, OSError) as exc:
+    except OSError as exc:
         entry.unavailable_reason = f"The weights file {path} could not be loaded ({exc})."
         return entry
+    served = replace(entry, available=True, how_to_get=None, weights_source=str(path), weights=check, default_layers=())
+    listed = served if check.verified else unverified(served, title, check)
+    listed.loader = partial(_served, listed, entry, name, path)
+    if not lazy:
+        listed.ensure_loaded()
+    return listed
+
+
+def _served(listed: ModelEntry, missing: ModelEntry, name: str, path: Path) -> ModelEntry:
+    """``listed`` with its network built from ``path`` and its layers discovered, or else ``missing``
+    (the entry without weights) with the reason they could not be loaded."""
+    try:
+        network = zoo.build_network(name, path)
+    except (zoo.WeightsUnusable, OSError) as exc:
+        return replace(missing, unavailable_reason=f"The weights file {path} could not be loaded ({exc}).", loader=None)
+    spec = zoo.spec(name)
     found = found_entry_fields(network, spec.input_size)
-    entry.available, entry.how_to_get = True, None
-    entry.network = prepare_for_serving(network)
-    entry.preprocess = spec.preprocess
-    entry.layers, entry.default_layers = found.layers, found.default_layers
-    entry.cam_layer, entry.filters_layer = found.cam_layer, found.filters_layer
-    entry.weights_source, entry.weights = str(path), check
-    return entry if check.verified else unverified(entry, title, check)
+    return replace(
+        listed, network=prepare_for_serving(network), preprocess=spec.preprocess, layers=found.layers,
+        default_layers=found.default_layers, cam_layer=found.cam_layer, filters_layer=found.filters_layer, loader=None,
+    )

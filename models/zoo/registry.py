@@ -165,11 +165,18 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
     return entry if check.verified else unverified(entry, "AlexNet", check)
 
 
-def _loaders(alexnet_weights: str | os.PathLike[str] | None) -> dict[str, Callable[[], ModelEntry]]:
-    """A loader for every built-in id: tiny, then torchvision's classifiers (alexnet's own entry kept)."""
+def _loaders(
+    alexnet_weights: str | os.PathLike[str] | None, lazy: bool = False
+) -> dict[str, Callable[[], ModelEntry]]:
+    """A loader for every built-in id: tiny, then torchvision's classifiers (alexnet's own entry kept).
+
+    With ``lazy`` every classifier but alexnet builds its network on first use; tiny and alexnet
+    are always built at once.
+    """
     loaders: dict[str, Callable[[], ModelEntry]] = {"tiny": tiny_entry}
     for name in classification_models():
-        loaders[name] = (lambda: load_alexnet(alexnet_weights)) if name == "alexnet" else partial(zoo_entry, name)
+        zoo_loader = partial(zoo_entry, name, lazy=lazy)
+        loaders[name] = (lambda: load_alexnet(alexnet_weights)) if name == "alexnet" else zoo_loader
     return loaders
 
 
@@ -181,13 +188,17 @@ def load_registry(
     model_ids: list[str],
     alexnet_weights: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
+    lazy: bool = False,
 ) -> dict[str, ModelEntry]:
     """Load every listed model once, then every model of the ``config`` file (models/zoo/custom.py).
 
-    The server calls this in its lifespan. Raises ValueError for an unknown id and
-    :class:`custom.ConfigError` for a configuration file that cannot be used at all.
+    The server calls this in its lifespan, with ``lazy``: a torchvision classifier other than
+    alexnet is then listed (its weights found and hashed) but built on first use. A configured
+    model is always built here, so each mistake in the file is reported at start. Raises
+    ValueError for an unknown id and :class:`custom.ConfigError` for a configuration file that
+    cannot be used at all.
     """
-    loaders = _loaders(alexnet_weights)
+    loaders = _loaders(alexnet_weights, lazy)
     unknown = [m for m in model_ids if m not in loaders]
     if unknown:
         raise ValueError(f"unknown model id(s): {', '.join(unknown)}; known: {KNOWN}")

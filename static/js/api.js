@@ -40,6 +40,8 @@ async function call(url, { signal, blob, as = 'json' } = {}) {
 
 export const listModels = () => call('/api/v1/models');
 
+export const getModel = (modelId) => call(base(modelId));
+
 export const analyze = (modelId, blob, { signal, topK = 5, checkpoint } = {}) =>
   call(`${base(modelId)}/activations${query({ top_k: topK, checkpoint })}`, { signal, blob });
 

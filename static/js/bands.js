@@ -17,6 +17,12 @@ export const setLabels = (map) => { labels = map; };
 export const setNamedOnly = (on) => { namedOnly = on; };
 export const labelOf = (layerName, c) => labels.get(layerName)?.[c] || null;
 
+// Maps drawn outside the main bands (compare.js) carry a `scope`: ids of their own, their own
+// `hover`, and no dissection labels, which belong to the main model's layers only.
+const recordsOf = (maps) => (maps.scope ? undefined : labels.get(maps.layer.name));
+const unitOf = (maps, c) => recordsOf(maps)?.[c] || null;
+const keyOf = (maps) => `${maps.scope ?? ''}${maps.layer.name}`;
+
 function mapButton(maps, c, view, onOpen, large) {
   const { layer } = maps;
   const label = t('map_label', {
@@ -29,7 +35,7 @@ function mapButton(maps, c, view, onOpen, large) {
     type: 'button', class: large ? 'map-btn large' : 'map-btn', title: t('map_button', { layer: layer.title, c }),
     'data-layer': layer.name, 'data-channel': String(c),
   }, [canvas]);
-  const unit = labelOf(layer.name, c);
+  const unit = unitOf(maps, c);
   if (unit?.named || unit?.taught) canvas.setAttribute('aria-label', `${label} ${unitTitle(layer.title, c, unit)}`);
   if (unit?.named) button.classList.add('named');
   if (large) {
@@ -41,15 +47,16 @@ function mapButton(maps, c, view, onOpen, large) {
   }
   if (maps.isDead(c)) button.classList.add('dead');
   button.addEventListener('click', () => onOpen(maps, c));
-  canvas.addEventListener('pointermove', (e) => onHover(maps, ...cellAt(e, maps), c));
-  canvas.addEventListener('pointerleave', () => onHover(null));
+  const hover = maps.hover ?? onHover;
+  canvas.addEventListener('pointermove', (e) => hover(maps, ...cellAt(e, maps), c));
+  canvas.addEventListener('pointerleave', () => hover(null));
   return button;
 }
 
 // The channels a layer shows: all, or with the toggle on only those dissection names.
 function shownChannels(maps) {
   const all = [...Array(maps.channels).keys()];
-  const records = labels.get(maps.layer.name);
+  const records = recordsOf(maps);
   return namedOnly && records ? all.filter((c) => records[c]?.named) : all;
 }
 
@@ -65,7 +72,8 @@ function layerBlock(maps, view, onOpen) {
   const channels = new Set(shownChannels(maps));
   for (const c of maps.ranking().filter((k) => channels.has(k)).slice(0, TOP)) top.append(mapButton(maps, c, settings, onOpen, true));
   if (!channels.size) top.append(el('p', { class: 'none-named', text: t('named_none') }));
-  const grid = el('div', { class: 'grid', id: `grid-${layer.name.replace(/\W/g, '-')}` });
+  const key = keyOf(maps);
+  const grid = el('div', { class: 'grid', id: `grid-${key.replace(/\W/g, '-')}` });
   const toggle = el('button', {
     type: 'button', class: 'btn btn-quiet show-all', 'aria-expanded': 'false', 'aria-controls': grid.id,
   });
@@ -77,31 +85,40 @@ function layerBlock(maps, view, onOpen) {
   };
   toggle.addEventListener('click', () => {
     const open = grid.hidden;
-    if (open) openGrids.add(layer.name);
-    else openGrids.delete(layer.name);
+    if (open) openGrids.add(key);
+    else openGrids.delete(key);
     setOpen(open);
   });
-  setOpen(openGrids.has(layer.name));
+  setOpen(openGrids.has(key));
   return el('div', { class: 'layer', 'data-layer': layer.name }, [
     el('div', { class: 'layer-head' }, [
       el('h3', { class: 'layer-title', text: layer.title }),
-      el('p', { class: 'layer-detail', 'data-detail-layer': layer.name }),
+      el('p', { class: 'layer-detail', 'data-detail-layer': maps.scope ? null : layer.name }),
     ]),
     top, toggle, grid,
   ]);
 }
 
+// The blocks of one stage's layers, in order; `view()` returns the current {norm, cmap}.
+export function stageBlocks(allMaps, stage, view, onOpen) {
+  return allMaps.filter((m) => m.layer.stage === stage).map((m) => layerBlock(m, view, onOpen));
+}
+
+// Forget the canvases no longer on the page, so a redraw reaches only those still shown.
+export function pruneDrawn() {
+  drawn = drawn.filter(([canvas]) => canvas.isConnected);
+}
+
 // Draw every band from decoded layers; `view()` returns the current {norm, cmap}.
 export function renderBands(allMaps, view, onOpen) {
-  drawn = [];
   for (const band of $$('.band[data-stage]')) {
     const body = $('.layers', band);
     if (!body) continue;
-    const blocks = allMaps.filter((m) => m.layer.stage === band.dataset.stage)
-      .map((m) => layerBlock(m, view, onOpen));
+    const blocks = stageBlocks(allMaps, band.dataset.stage, view, onOpen);
     body.replaceChildren(...blocks);
     band.classList.toggle('empty', blocks.length === 0);
   }
+  pruneDrawn();
 }
 
 export function redrawAll(view) {

@@ -2,6 +2,7 @@
 // The atlas is one PNG, tile c = filter c, row-major, no gaps; we redraw it with gaps.
 import { $ } from './dom.js';
 import { filters as fetchFilters } from './api.js';
+import { built } from './detail.js';
 import { t } from './i18n.js';
 
 const GAP = 3;
@@ -44,6 +45,10 @@ export function highlightFilter(c) {
 // Load and draw the filters of `model` at `checkpoint` (null: the served weights).
 export async function showFilters(model, checkpoint) {
   controller?.abort();
+  const asked = new AbortController();
+  controller = asked;
+  await built(model); // a model not used yet names its filters layer once built
+  if (asked.signal.aborted) return;
   const figure = $('#filters');
   if (!model?.available || !model.filters_layer) { // no convolution on the RGB input: nothing to draw
     figure.hidden = true;

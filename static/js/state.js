@@ -1,6 +1,6 @@
 // Shareable state in the query string: model, level, layer, channel, norm, cmap, the training
-// checkpoint and the named-units filter (never the image).
-const KEYS = ['model', 'level', 'layer', 'channel', 'norm', 'cmap', 'checkpoint', 'named'];
+// checkpoint, the named-units filter and the model compared with (never the image).
+const KEYS = ['model', 'level', 'layer', 'channel', 'norm', 'cmap', 'checkpoint', 'named', 'compare'];
 export const LEVELS = ['child', 'teen', 'adult', 'student', 'expert'];
 const CHOICES = { level: LEVELS, norm: ['channel', 'layer'], cmap: ['viridis', 'grey'], named: ['1'] };
 
