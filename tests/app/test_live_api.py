@@ -89,9 +89,9 @@ def test_a_run_streams_its_progress_and_the_first_maps_are_the_first_weights(
 
     # Before any step the network is the recipe's first weights: its maps, by a plain forward with hooks.
     torch.manual_seed(0)
-    network = Trainee.build(LiveConfig().recipe()).model.net.eval()
+    network = Trainee.build(LiveConfig().recipe()).model.eval()  # BatchNorm and all, in evaluation mode
     seen: dict[str, torch.Tensor] = {}
-    modules = dict(network.named_modules())
+    modules = dict(network.net.named_modules())  # the MiniAlexNet's names of the same modules
     handles = [modules[name].register_forward_hook(
         lambda _m, _i, out, name=name: seen.__setitem__(name, out.detach().clone())) for name in DEFAULT_LAYERS]
     with torch.no_grad():

@@ -55,15 +55,17 @@ def held_out_loss(network: torch.nn.Module) -> float:
 
 def test_a_ten_second_run_changes_the_first_filters_and_lowers_the_loss() -> None:
     run = timed_run(LiveConfig(seconds=10, val_images=64), per_step=0.25)
-    network = run.learners[0].network
-    filters = first_filters(network).detach().clone()
-    before = held_out_loss(network)
+    filters = first_filters(run.learners[0].network).detach().clone()
+    before = held_out_loss(run.learners[0].trainee.model)
     while not run.advance(0.0):
         pass
     assert run.step == 40  # 10 s of 0.25 s steps
-    change = (first_filters(network) - filters).abs().mean() / filters.abs().mean()
+    change = (first_filters(run.learners[0].network) - filters).abs().mean() / filters.abs().mean()
     assert change > 0.01
-    assert held_out_loss(network) < before - 0.02
+    assert held_out_loss(run.learners[0].trainee.model) < before - 0.02
+    # What is shown computes what the network in training computes in evaluation mode.
+    assert held_out_loss(run.learners[0].network) == pytest.approx(held_out_loss(run.learners[0].trainee.model),
+                                                                    abs=1e-4)
     snapshot = run.snapshot()
     assert snapshot.done and snapshot.step == 40
     fresh = snapshot.learners["fresh"]
@@ -109,6 +111,7 @@ def test_the_budget_twin_starts_from_the_same_weights_and_reports_its_pool() -> 
     assert set(snapshot.learners) == {"fresh", "budget"}
     assert snapshot.learners["budget"]["pool"] == 64
     assert snapshot.learners["budget"]["pictures_seen"] == snapshot.learners["fresh"]["pictures_seen"] == 5 * 32
+    fresh, budget = (learner.network for learner in run.learners)
     assert not torch.equal(first_filters(fresh), first_filters(budget))  # their pictures differ
 
 
