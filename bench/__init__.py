@@ -7,6 +7,8 @@
 - :mod:`bench.peers`: the same extraction with torchvision, Captum and torchlens;
 - :mod:`bench.gradcam`: our Grad-CAM against pytorch-grad-cam (time and agreement);
 - :mod:`bench.http`: end to end over HTTP, cache hits, concurrency, memory and startup;
+- :mod:`bench.naive`: AlexNet end to end and under 8 clients against torchvision's own pass and
+  the naive peer server (:mod:`bench.naive_server`);
 - :mod:`bench.fairness`: one client's pictures while another floods on-demand unit pictures;
 - :mod:`bench.browser`: headless Chromium, file chosen -> every band drawn, page weight.
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import browser, fairness, gradcam, http, inprocess, peers, scale, zoo
+from bench import browser, fairness, gradcam, http, inprocess, naive, peers, scale, zoo
 from bench.common import MODELS, Config, Row, load_average, setup_torch
 from bench.report import context, text, write
 
@@ -21,6 +21,7 @@ GROUPS: dict[str, Callable[[Config], list[Row]]] = {
     "peers": peers.run,
     "gradcam": gradcam.run,
     "http": http.run,
+    "naive": naive.run,
     "fairness": fairness.run,
     "browser": browser.run,
     "zoo": zoo.run,

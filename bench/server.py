@@ -45,10 +45,18 @@ class Server:
 
 
 @contextmanager
-def serve(models: str = "tiny,alexnet", timeout_s: float = 180.0, **settings: str) -> Iterator[Server]:
+def serve(
+    models: str = "tiny,alexnet",
+    timeout_s: float = 180.0,
+    target: str = "app.main:app",
+    environment: dict[str, str] | None = None,
+    **settings: str,
+) -> Iterator[Server]:
     """Start ``uvicorn app.main:app`` and yield once /readyz answers 200; stop it afterwards.
 
     ``settings`` become LAYERSCOPE_* environment variables (e.g. ``cache_entries="0"``).
+    ``target`` serves another ASGI app the same way (the naive peer, ``bench.naive_server:app``),
+    with ``environment`` added to its variables.
     """
     port = free_port()
     env = dict(os.environ)
@@ -62,7 +70,8 @@ def serve(models: str = "tiny,alexnet", timeout_s: float = 180.0, **settings: st
         }
     )
     env.update({f"LAYERSCOPE_{key.upper()}": value for key, value in settings.items()})
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+    env.update(environment or {})
+    command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "warning", "--no-access-log"]
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -88,3 +97,5 @@ def serve(models: str = "tiny,alexnet", timeout_s: float = 180.0, **settings: st
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
