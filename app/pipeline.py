@@ -13,6 +13,7 @@ for the CLI and the benchmarks.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -147,7 +148,7 @@ def infer(
     # model without a fixed crop) one each.
     most = len(batch) if len(shapes) == 1 else 1
     most = most if entry.max_batch is None else min(most, entry.max_batch)
-    groups = [list(range(start, min(start + most, len(batch)))) for start in range(0, len(batch), most)]
+    groups = [list(range(first, min(first + most, len(batch)))) for first in range(0, len(batch), most)]
     early.before_pass()
     results: list[Activations] = [None] * len(batch)  # type: ignore[list-item]
     for group in groups:
@@ -209,7 +210,7 @@ class EarlyEncoding:
             return None
         ready: dict[str, torch.Tensor] = {}
         requested = self.options.layers
-        narrow = not self.spare and len(group) == 1 and memory_bound_tail(network, requested)
+        narrow = not self.spare and len(group) == 1 and memory_bound_tail(network, tuple(requested))
 
         def encode(name: str, output: torch.Tensor) -> None:
             if name not in requested:
@@ -237,13 +238,15 @@ class EarlyEncoding:
 _TAIL_MODULES = (nn.Linear, nn.ReLU, nn.Dropout, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Sequential)
 
 
-def memory_bound_tail(network: nn.Module, layers: Sequence[str]) -> bool:
+@functools.lru_cache(maxsize=64)
+def memory_bound_tail(network: nn.Module, layers: tuple[str, ...]) -> bool:
     """Whether every module defined after the last of ``layers`` (in definition order, which is
     the order a Sequential-built network such as AlexNet or VGG runs them) is a fully connected
     layer, pooling or element-wise: no convolution left, so one thread loses nothing there.
-    Any other module, or a layer reached twice (a module used again), answers False."""
-    names = [name for name, _ in network.named_modules()]
+    Any other module, or a layer reached twice (a module used again), answers False. Asked on
+    every lone picture, so it is worked out once per network and layer list."""
     modules = dict(network.named_modules())
+    names = list(modules)
     if not layers or layers[-1] not in modules:
         return False
     after = names[names.index(layers[-1]) + 1 :]

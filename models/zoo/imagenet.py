@@ -63,20 +63,19 @@ def zoo_entry(name: str, weights_path: str | os.PathLike[str] | None = None, *, 
         return entry
     served = replace(entry, available=True, how_to_get=None, weights_source=str(path), weights=check, default_layers=())
     listed = served if check.verified else unverified(served, title, check)
-    listed.loader = partial(_served, listed, entry, name, path)
+    listed.loader = partial(_served, listed, entry, spec, path)
     if not lazy:
         listed.ensure_loaded()
     return listed
 
 
-def _served(listed: ModelEntry, missing: ModelEntry, name: str, path: Path) -> ModelEntry:
+def _served(listed: ModelEntry, missing: ModelEntry, spec: zoo.ZooSpec, path: Path) -> ModelEntry:
     """``listed`` with its network built from ``path`` and its layers discovered, or else ``missing``
     (the entry without weights) with the reason they could not be loaded."""
     try:
-        network = zoo.build_network(name, path)
+        network = zoo.build_network(spec.name, path)
     except (zoo.WeightsUnusable, OSError) as exc:
         return replace(missing, unavailable_reason=f"The weights file {path} could not be loaded ({exc}).", loader=None)
-    spec = zoo.spec(name)
     found = found_entry_fields(network, spec.input_size)
     return replace(
         listed, network=prepare_for_serving(network), preprocess=spec.preprocess, layers=found.layers,
