@@ -34,7 +34,7 @@ from app.sse import event, problem_event
 from models import world
 from models.activations import compute_activations
 from models.explain.filters import filter_atlas
-from models.layers import DEFAULT_LAYERS, describe_layers
+from models.layers import DEFAULT_LAYERS, LayerInfo, describe_layers
 from models.preprocess import MEAN, STD
 from models.training.live import LiveConfig, LiveRun, Snapshot
 from models.world import seeds
@@ -72,8 +72,9 @@ def watched_picture(data: bytes | None, max_pixels: int, input_size: int) -> tor
     return preprocess(torch.from_numpy(sample.image).permute(2, 0, 1))
 
 
-def progress(snapshot: Snapshot, picture: torch.Tensor) -> dict[str, Any]:
-    """The snapshot as the page draws it: curves, the first layer's filters, the picture's maps."""
+def progress(snapshot: Snapshot, picture: torch.Tensor, infos: dict[str, LayerInfo]) -> dict[str, Any]:
+    """The snapshot as the page draws it: curves, the first layer's filters, the picture's maps
+    (``infos``: the layers' descriptions, the same all run long)."""
     network = snapshot.network
     filters = filter_atlas(network, FILTERS_LAYER, FILTERS_SCALE)
     was_training = network.training
@@ -82,7 +83,6 @@ def progress(snapshot: Snapshot, picture: torch.Tensor) -> dict[str, Any]:
         maps = compute_activations(network, picture, DEFAULT_LAYERS).maps
     finally:
         network.train(was_training)
-    infos = describe_layers(network, int(picture.shape[-1]))
     return {
         "step": snapshot.step,
         "elapsed_s": snapshot.elapsed_s,
@@ -125,14 +125,15 @@ async def _events(
     try:
         yield event("start", start_body(config, picture))
         run = await job.run(lambda: LiveRun(config))
-        yield event("progress", await job.run(lambda: progress(run.snapshot(), picture)))
+        infos = describe_layers(run.learners[0].trainee.model.net, int(picture.shape[-1]))
+        yield event("progress", await job.run(lambda: progress(run.snapshot(), picture, infos)))
         shown = time.perf_counter()
         done = False
         while not done:
             done = await job.run(lambda: run.advance(SLICE_S))
             if done or time.perf_counter() - shown >= EVERY_S:
                 shown = time.perf_counter()
-                body = await job.run(lambda: progress(run.snapshot(), picture))
+                body = await job.run(lambda: progress(run.snapshot(), picture, infos))
                 yield event("result" if done else "progress", body)
     except ProblemError as exc:
         yield problem_event(exc)
