@@ -143,12 +143,7 @@ def infer(
     threads = pass_threads(entry, torch.get_num_threads())
     early = EarlyEncoding(entry, options, batch, submit, threads < available_cores())
     start = time.perf_counter()
-    shapes = {tuple(p.tensor.shape) for p in batch}
-    # Pictures of one input size share one pass, at most the model's ``max_batch``; otherwise (a
-    # model without a fixed crop) one each.
-    most = len(batch) if len(shapes) == 1 else 1
-    most = most if entry.max_batch is None else min(most, entry.max_batch)
-    groups = [list(range(first, min(first + most, len(batch)))) for first in range(0, len(batch), most)]
+    groups = pass_groups(entry, batch)
     early.before_pass()
     results: list[Activations] = [None] * len(batch)  # type: ignore[list-item]
     for group in groups:
@@ -252,6 +247,16 @@ def memory_bound_tail(network: nn.Module, layers: tuple[str, ...]) -> bool:
     after = names[names.index(layers[-1]) + 1 :]
     has_linear = any(isinstance(modules[name], nn.Linear) for name in after)
     return has_linear and all(isinstance(modules[name], _TAIL_MODULES) for name in after if name)
+
+
+def pass_groups(entry: ModelEntry, batch: Sequence[Prepared]) -> list[list[int]]:
+    """The pictures of ``batch`` (their indices) in forward passes: pictures of one input size
+    share one pass, at most the model's ``max_batch``; otherwise (a model without a fixed
+    crop) one each."""
+    most = len(batch) if len({tuple(p.tensor.shape) for p in batch}) == 1 else 1
+    if entry.max_batch is not None:
+        most = max(1, min(most, entry.max_batch))
+    return [list(range(first, min(first + most, len(batch)))) for first in range(0, len(batch), most)]
 
 
 def pass_threads(entry: ModelEntry, setting: int) -> int:

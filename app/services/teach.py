@@ -22,7 +22,15 @@ from app.encode import data_url, png_bytes
 from app.errors import ProblemError
 from app.firstuse import FirstUse
 from app.inference import Engine, Stages
-from app.pipeline import Prepared, intra_op_threads, pass_threads, picture_png, prepare, top_predictions
+from app.pipeline import (
+    Prepared,
+    intra_op_threads,
+    pass_groups,
+    pass_threads,
+    picture_png,
+    prepare,
+    top_predictions,
+)
 from app.services.units import layer_records, unit_label
 from app.teach import Session
 from models.explain.render import heatmap_rgba
@@ -57,13 +65,10 @@ def feature_layer(entry: ModelEntry) -> str:
 def _forward(entry: ModelEntry, layer: str, batch: list[Prepared], keep_maps: bool) -> list[Picture]:
     network = entry.network
     assert network is not None
-    # Pictures of one input size share a pass, at most the model's ``max_batch``; else one each.
-    most = len(batch) if len({tuple(p.tensor.shape) for p in batch}) == 1 else 1
-    most = most if entry.max_batch is None else max(1, min(most, entry.max_batch))
     pictures: list[Picture] = []
     with intra_op_threads(pass_threads(entry, torch.get_num_threads())):
-        for start in range(0, len(batch), most):
-            group = batch[start : start + most]
+        for indices in pass_groups(entry, batch):
+            group = [batch[i] for i in indices]
             out = extract(network, torch.stack([p.tensor for p in group]), layer, keep_maps)
             maps = out.maps
             pictures += [
