@@ -18,10 +18,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 import torch
 from torchvision.transforms._presets import ImageClassification
 
@@ -30,7 +29,7 @@ from app.errors import ProblemError
 from app.heavy import Disconnected, HeavyJob
 from app.imaging import decode_image
 from app.inference import Engine
-from app.sse import event, problem_event
+from app.sse import admitted, event
 from models import world
 from models.activations import compute_activations
 from models.explain.filters import filter_atlas
@@ -109,35 +108,20 @@ async def live_events(
     client: str | None, disconnected: Disconnected,
 ) -> AsyncIterator[str]:
     """Admit the run now (its refusals are plain problems); then the stream of its events."""
-    stack = AsyncExitStack()
-    try:
-        await stack.enter_async_context(gate.one())
-        job = await stack.enter_async_context(engine.heavy_job(client, disconnected))
-    except BaseException:
-        await stack.aclose()
-        raise
-    return _events(stack, job, config, picture)
+    places = [gate.one(), engine.heavy_job(client, disconnected)]
+    return await admitted(places, lambda held: _events(held[1], config, picture))
 
 
-async def _events(
-    stack: AsyncExitStack, job: HeavyJob, config: LiveConfig, picture: torch.Tensor
-) -> AsyncIterator[str]:
-    try:
-        yield event("start", start_body(config, picture))
-        run = await job.run(lambda: LiveRun(config))
-        infos = describe_layers(run.learners[0].trainee.model.net, int(picture.shape[-1]))
-        yield event("progress", await job.run(lambda: progress(run.snapshot(), picture, infos)))
-        shown = time.perf_counter()
-        done = False
-        while not done:
-            done = await job.run(lambda: run.advance(SLICE_S))
-            if done or time.perf_counter() - shown >= EVERY_S:
-                shown = time.perf_counter()
-                body = await job.run(lambda: progress(run.snapshot(), picture, infos))
-                yield event("result" if done else "progress", body)
-    except ProblemError as exc:
-        yield problem_event(exc)
-    finally:
-        with anyio.CancelScope(shield=True):  # the stream may be cancelled: still give the places back
-            await stack.aclose()
-
+async def _events(job: HeavyJob, config: LiveConfig, picture: torch.Tensor) -> AsyncIterator[str]:
+    yield event("start", start_body(config, picture))
+    run = await job.run(lambda: LiveRun(config))
+    infos = describe_layers(run.learners[0].trainee.model.net, int(picture.shape[-1]))
+    yield event("progress", await job.run(lambda: progress(run.snapshot(), picture, infos)))
+    shown = time.perf_counter()
+    done = False
+    while not done:
+        done = await job.run(lambda: run.advance(SLICE_S))
+        if done or time.perf_counter() - shown >= EVERY_S:
+            shown = time.perf_counter()
+            body = await job.run(lambda: progress(run.snapshot(), picture, infos))
+            yield event("result" if done else "progress", body)

@@ -15,18 +15,17 @@ every ``report_every`` steps, and a ``result`` event with what the JSON answer h
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
-import anyio
 import numpy as np
 
 from app.errors import ProblemError
 from app.heavy import Disconnected, HeavyJob
 from app.inference import Engine
 from app.services.teach import unit_json
-from app.sse import event, problem_event
+from app.sse import admitted, event
 from app.teach import Session
 from models.teach.head import Head
 from models.teach.train import Progress, TrainConfig, Training
@@ -122,35 +121,23 @@ async def train_events(
 ) -> AsyncIterator[str]:
     """Admit the training now (its refusals are plain problems); the events as it runs."""
     pending: list[Progress] = []
-    stack = AsyncExitStack()
-    try:
-        start = prepared(session, entry, pending.append)
-        await stack.enter_async_context(one_at_a_time(session))
-        job = await stack.enter_async_context(engine.heavy_job(client, disconnected))
-    except BaseException:
-        await stack.aclose()
-        raise
-    return _events(stack, job, start, pending, lambda training: finished(session, entry, training))
+    start = prepared(session, entry, pending.append)
+    places = [one_at_a_time(session), engine.heavy_job(client, disconnected)]
+    return await admitted(places, lambda held: _events(held[1], start, pending,
+                                                      lambda training: finished(session, entry, training)))
 
 
 async def _events(
-    stack: AsyncExitStack,
     job: HeavyJob,
     start: Callable[[], Training],
     pending: list[Progress],
     finish: Callable[[Training], dict[str, Any]],
 ) -> AsyncIterator[str]:
-    try:
-        training = await job.run(start)
-        done = False
-        while not done:
-            done = await job.run(lambda: training.advance(SLICE_S))
-            reports, pending[:] = list(pending), []
-            for report in reports:
-                yield event("progress", asdict(report))
-        yield event("result", await job.run(lambda: finish(training)))
-    except ProblemError as exc:
-        yield problem_event(exc)
-    finally:
-        with anyio.CancelScope(shield=True):  # the stream may be cancelled: still give the place back
-            await stack.aclose()
+    training = await job.run(start)
+    done = False
+    while not done:
+        done = await job.run(lambda: training.advance(SLICE_S))
+        reports, pending[:] = list(pending), []
+        for report in reports:
+            yield event("progress", asdict(report))
+    yield event("result", await job.run(lambda: finish(training)))
