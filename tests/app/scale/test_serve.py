@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,11 +94,39 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
+@contextmanager
+def ray_token() -> Iterator[dict[str, str]]:
+    """One token for the Ray instance the module starts and for this process joining it.
+
+    A new local Ray instance turns on token authentication and writes ~/.ray/auth_token when
+    none exists; a process that imported ray before that file existed has already read its
+    settings as "no token" and cannot join. So the test makes the token, hands it to both by
+    the environment, and refreshes this process's cached settings (as Ray's own test helpers do),
+    which also leaves ~/.ray alone.
+    """
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in auth.items():
+            patch.setenv(name, value)
+        patch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+        yield auth
+
+
 @pytest.fixture(scope="module")
 def served(redis_url: str) -> Iterator[Served]:
+    with ray_token() as auth:
+        yield from _served(redis_url, auth)
+
+
+def _served(redis_url: str, auth: dict[str, str]) -> Iterator[Served]:
     port = free_port()
     env = {
         **os.environ,
+        **auth,
         "LAYERSCOPE_MODELS": "tiny",
         "LAYERSCOPE_RATE_LIMIT": "0",
         "LAYERSCOPE_CLIENT_INFLIGHT": "0",  # every test client here is 127.0.0.1
