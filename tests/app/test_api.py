@@ -48,17 +48,26 @@ def reference_alexnet(weights: Path, image_bytes: bytes) -> tuple[dict[int, torc
     return outputs, logits
 
 
-def decode_atlas(layer: dict) -> np.ndarray:
-    """Client-side decoding exactly as README.md's API section describes it."""
+def decode_sent(layer: dict) -> tuple[list[int], np.ndarray]:
+    """Client-side decoding exactly as README.md's API section describes it: the channels the
+    atlas holds (every one, unless it lists them) and their maps."""
     atlas = np.asarray(Image.open(io.BytesIO(base64.b64decode(layer["atlas"]["png"]))))
     channels, h, w = layer["shape"]
+    sent = layer["atlas"].get("channels", list(range(channels)))
     columns = layer["atlas"]["columns"]
     lo, hi = np.array(layer["lo"]), np.array(layer["hi"])
-    maps = np.empty((channels, h, w))
-    for c in range(channels):
-        row, col = divmod(c, columns)
+    maps = np.empty((len(sent), h, w))
+    for tile, c in enumerate(sent):
+        row, col = divmod(tile, columns)
         q = atlas[row * h : (row + 1) * h, col * w : (col + 1) * w].astype(np.float64)
-        maps[c] = lo[c] + q / 255.0 * (hi[c] - lo[c])
+        maps[tile] = lo[c] + q / 255.0 * (hi[c] - lo[c])
+    return sent, maps
+
+
+def decode_atlas(layer: dict) -> np.ndarray:
+    """Every channel's map, from an atlas that holds them all."""
+    sent, maps = decode_sent(layer)
+    assert sent == list(range(layer["shape"][0])), f"{layer['name']} carries {len(sent)} of its maps"
     return maps
 
 
@@ -78,7 +87,12 @@ def assert_faithful(body: dict, reference: dict[int, torch.Tensor], logits: torc
         assert np.all(np.abs(decoded - expected) <= bound + 1e-6), layer["name"]
         flat = expected.reshape(expected.shape[0], -1)
         assert np.allclose(layer["channels"]["max"], flat.max(1), rtol=1e-4, atol=1e-6)
-        assert np.allclose(layer["channels"]["active"], (flat > 0).mean(1), atol=1e-4)
+        # The share of positive values; a pre-activation within float rounding of zero (the
+        # served network sums in another order) may fall either side of the ReLU.
+        pre = reference[index - 1][0].numpy().reshape(flat.shape)
+        active = np.array(layer["channels"]["active"])
+        assert np.all(active >= (pre > 1e-5).mean(1) - 1e-4) and np.all(active <= (pre > -1e-5).mean(1) + 1e-4)
+        assert np.allclose(active, (flat > 0).mean(1), atol=2 / flat.shape[1])
     probabilities = torch.softmax(logits.double(), 0)
     top = torch.topk(probabilities, 5)
     assert [p["index"] for p in body["predictions"]] == top.indices.tolist()
