@@ -26,7 +26,7 @@ from typing import Any
 from torch import nn
 
 from models.discovery.probe import Target, measure
-from models.discovery.trace import Call, Trace
+from models.discovery.trace import Call, TensorKey, Trace
 from models.geometry import Geometry
 
 IDENTITY = Geometry(1, 1, 0.0)
@@ -110,7 +110,14 @@ class Placer:
         if is_map(call.output_shape) and (isinstance(module, ADAPTIVE) or _pooled(call.output_shape)):
             return whole(self.trace.input_size)
         placed, transfer = self.input(name), self.transfer(name)
-        return None if placed is None or transfer is None else compose(placed, transfer)
+        if placed is not None and transfer is not None:
+            return compose(placed, transfer)
+        if is_map(call.output_shape) and not is_map(call.input_shape):  # a list of maps in (a DenseNet layer's)
+            inner = self.trace.child_calls(name, call)
+            if inner and inner[-1][1].output_key is not None and inner[-1][1].output_key == call.output_key:
+                return self.output(inner[-1][0])  # it returns its last child's output, placed already
+            return self._from_anchor(name, "output")
+        return None
 
     def transfer(self, name: str) -> Geometry | None:
         """``name``'s geometry relative to its own input (memoized)."""
@@ -163,11 +170,53 @@ class Placer:
                 base = self.input(parent)
                 step = self._measure(parent, Target(relative, index, "input"))
                 placed = None if base is None or step is None else compose(base, step)
+                if placed is None and index == 0:
+                    placed = self._joined(during, call) or self._from_anchor(child, "input")
             if index == 0:
                 self._inputs[child] = placed
             transfer = self.transfer(child)
             previous_key = call.output_key
             previous = None if placed is None or transfer is None else compose(placed, transfer)
+
+    def _joined(self, during: Call, call: Call) -> Geometry | None:
+        """Where ``call``'s input sits when it is the channel concatenation of the list of maps
+        its parent took (``during``): the union of where the parts sit, all at one stride and
+        offset (a DenseNet layer's); None where the shapes say it is not, or a part is not placed."""
+        shape = call.input_shape
+        if not during.parts or shape is None or not is_map(shape):
+            return None
+        shapes = [part_shape for _key, part_shape in during.parts]
+        if any(len(s) != 4 or s[2:] != shape[2:] for s in shapes) or sum(s[1] for s in shapes) != shape[1]:
+            return None
+        placed = [self._producer(key) for key, _shape in during.parts]
+        if any(p is None for p in placed) or len({(p.stride, p.offset) for p in placed if p is not None}) != 1:
+            return None
+        first = placed[0]
+        assert first is not None
+        return Geometry(max(p.receptive_field for p in placed if p is not None), first.stride, first.offset)
+
+    def _producer(self, key: TensorKey) -> Geometry | None:
+        """Where the tensor ``key`` sits: the output of the module whose first call returned it."""
+        for name, calls in self.trace.calls.items():
+            if name and calls and calls[0].output_key == key:
+                return self.output(name)
+        return None
+
+    def _from_anchor(self, name: str, where: str) -> Geometry | None:
+        """``name``'s first input or output measured from its nearest enclosing module that
+        takes one map: for modules whose parent takes a list of maps (a DenseNet layer takes
+        every map its block made so far), which the probe cannot feed on its own."""
+        anchor = self.trace.caller_of(name)
+        while anchor:
+            first = self.trace.first(anchor)
+            if first is not None and is_map(first.input_shape):
+                break
+            anchor = self.trace.caller_of(anchor)
+        base = self.input(anchor)
+        if base is None:
+            return None
+        step = self._measure(anchor, Target(name[len(anchor) + 1 :] if anchor else name, 0, where))
+        return None if step is None else compose(base, step)
 
     def _measure(self, name: str, target: Target) -> Geometry | None:
         """The probe on module ``name``, from its input to ``target``."""

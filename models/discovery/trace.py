@@ -43,6 +43,8 @@ class Call:
     end: int = -1
     output_key: TensorKey | None = None
     output_shape: tuple[int, ...] | None = None
+    # A list of tensors in (a DenseNet layer takes every map its block made so far): each one's key and shape.
+    parts: tuple[tuple[TensorKey, tuple[int, ...]], ...] = ()
 
     def within(self, outer: Call) -> bool:
         """This call happened during ``outer``."""
@@ -124,6 +126,13 @@ def run_trace(network: nn.Module, input_size: int, channels: int = 3) -> Trace:
     def single_tensor(args: tuple[object, ...]) -> torch.Tensor | None:
         return args[0] if len(args) == 1 and isinstance(args[0], torch.Tensor) else None
 
+    def tensor_list(args: tuple[object, ...]) -> tuple[tuple[TensorKey, tuple[int, ...]], ...]:
+        if len(args) != 1 or not isinstance(args[0], list | tuple) or not args[0]:
+            return ()
+        if not all(isinstance(part, torch.Tensor) for part in args[0]):
+            return ()
+        return tuple((tensor_key(part), tuple(part.shape)) for part in args[0])
+
     def make_hooks(name: str):  # type: ignore[no-untyped-def]
         def before(_module: nn.Module, args: tuple[object, ...]) -> None:
             tensor = single_tensor(args)
@@ -131,7 +140,7 @@ def run_trace(network: nn.Module, input_size: int, channels: int = 3) -> Trace:
                 alive.append(tensor)
             key = None if tensor is None else tensor_key(tensor)
             shape = None if tensor is None else tuple(tensor.shape)
-            calls[name].append(Call(next(counter), key, shape))
+            calls[name].append(Call(next(counter), key, shape, parts=() if tensor is not None else tensor_list(args)))
 
         def after(_module: nn.Module, _args: tuple[object, ...], output: object) -> None:
             call = next(c for c in reversed(calls[name]) if c.end < 0)

@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.models import get_model
 
 from models.discovery import Discovery, discover, probe
+from models.discovery.every import every_layer
 from models.discovery.probe import Target, measure
 from models.layers import DEFAULT_LAYERS, STAGES, LayerInfo, describe_layers
 from models.nets import MiniAlexNet
@@ -125,6 +126,31 @@ def test_densenet_dense_blocks_and_transitions() -> None:
     # Each dense layer's 3x3 adds 2 x the stride: 6, 12, 24 and 16 layers at strides 4, 8, 16 and 32.
     assert _geometry(found, names) == [
         (7, 2), (11, 4), (59, 4), (63, 8), (255, 8), (263, 16), (1031, 16), (1047, 32), (2071, 32), (2071, 32)]
+
+
+def test_every_module_inside_a_dense_layer_can_be_asked_for_and_is_placed() -> None:
+    # A dense layer takes a list of maps (all its block made so far), so each module in it is
+    # placed through that list: where its concatenation sits (the widest part's field).
+    torch.manual_seed(0)
+    network = get_model("densenet121", weights=None).eval()
+    found = discover(network, 224)
+    every = every_layer(network, found)
+    assert set(every) == {name for name, _ in network.named_modules() if name}
+    block1 = "features.denseblock1"
+    # The block's input is pool0's output (11, stride 4); each 3x3 convolution adds 2 x 4.
+    assert [(every[f"{block1}.denselayer1.{m}"].receptive_field, every[f"{block1}.denselayer1.{m}"].stride)
+            for m in ("norm1", "conv1", "conv2")] == [(11, 4), (11, 4), (19, 4)]
+    assert [every[f"{block1}.denselayer{i}"].receptive_field for i in range(1, 7)] == [19, 27, 35, 43, 51, 59]
+    # Layer 1 of block 2 sees transition 1's maps, 63 pixels at stride 8 and offset 2.
+    first = every["features.denseblock2.denselayer1.norm1"]
+    assert (first.receptive_field, first.stride, first.offset) == (63, 8, 2.0)
+    # The last dense layer, placed through its list, ends where the gradient probe puts its
+    # whole block: two ways to the same 1031 pixels at stride 16.
+    last = every["features.denseblock3.denselayer24"]
+    assert (last.receptive_field, last.stride, last.offset) == (found["features.denseblock3"].receptive_field,
+                                                                found["features.denseblock3"].stride,
+                                                                found["features.denseblock3"].offset)
+    assert every["features.denseblock1.denselayer3.conv2"].stage == "edges"
 
 
 def test_googlenet_with_transform_input_and_inception_blocks() -> None:
