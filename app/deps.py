@@ -245,7 +245,12 @@ async def activations_args(
     entry: AvailableModelDep,
     layers: Annotated[
         str | None,
-        Query(max_length=2000, description="Comma-separated dotted layer names; default: the model's default view."),
+        Query(
+            max_length=2000,
+            description="Comma-separated dotted layer names, each answered with all its maps; default: the "
+            "model's default view, where a wide layer listed in the model's view_maps carries only its most "
+            "active maps (atlas.channels).",
+        ),
     ] = None,
     top_k: Annotated[int, Query(ge=1, le=1000, description="How many predictions to return.")] = 5,
     format: Annotated[Format, Query(description="json (atlases) or npz (raw float32 arrays).")] = "json",
@@ -254,8 +259,13 @@ async def activations_args(
     ] = None,
 ) -> ActivationsArgs:
     chosen = known_checkpoint(entry, checkpoint)
+    names = known_layers(entry, layers)
+    # The default view of a wide network carries its widest layers' most active maps; a layer
+    # asked for by name carries all of them, and npz is always every value.
+    default = names == entry.default_layers and not (layers or "").strip()
+    trimmed = tuple(entry.view_maps.items()) if default and format == "json" else ()
     # The checkpoint is part of Options, so it is part of the cache key too.
-    return ActivationsArgs(entry, Options(known_layers(entry, layers), min(top_k, len(entry.classes)), format, chosen))
+    return ActivationsArgs(entry, Options(names, min(top_k, len(entry.classes)), format, chosen, trimmed))
 
 
 FiltersDep = Annotated[FiltersArgs, Depends(filters_args)]

@@ -3,7 +3,8 @@
 Each channel is quantized linearly between its own ``lo`` and ``hi``:
 ``value = lo + q / 255 * (hi - lo)``, so a client recovers every value within
 ``(hi - lo) / 510``. Channel ``c`` is tile ``c`` of the atlas, row-major, ``columns``
-tiles per row. The maths is done in float64 against exactly the ``lo``/``hi`` we send.
+tiles per row; where the atlas lists the ``channels`` it holds (a wide layer's most active
+maps), tile ``i`` is channel ``channels[i]``. The maths is done in float64 against exactly the ``lo``/``hi`` we send.
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ def as_maps(array: np.ndarray) -> np.ndarray:
     raise ValueError(f"cannot draw an output of shape {list(array.shape)}")
 
 
-def quantize(maps: np.ndarray) -> Quantized:
+def quantize(maps: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> Quantized:
+    """8-bit maps between each channel's ``lo`` and ``hi`` (float64; default: its own min and max)."""
     channels = maps.shape[0]
     flat = maps.reshape(channels, -1)
-    lo = flat.min(axis=1).astype(np.float64)
-    hi = flat.max(axis=1).astype(np.float64)
+    lo = flat.min(axis=1).astype(np.float64) if lo is None else lo
+    hi = flat.max(axis=1).astype(np.float64) if hi is None else hi
     span = hi - lo
     scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0)
     # The same float64 arithmetic as ``rint((flat - lo) * scale)``, in one buffer.
@@ -145,27 +147,52 @@ def _json_numbers(values: np.ndarray, digits: int) -> str:
     return "[" + (f"%.{digits}g," * len(items))[:-1] % tuple(items) + "]"
 
 
-def layer_json(maps: np.ndarray, info: dict[str, Any]) -> str:
+def most_active(mean: np.ndarray, hi: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` channels with the highest mean (ties: the higher maximum, then the lower
+    index), strongest first: the order in which the page ranks a layer's maps."""
+    return np.lexsort((np.arange(mean.size), -hi, -mean))[:count]
+
+
+def layer_json(maps: np.ndarray, info: dict[str, Any], keep: int | None = None) -> str:
     """One layer's compact JSON text: its description (``info``), shape, quantization bounds,
     atlas and per-channel statistics (mean, max, share of positive values), made where the
-    layer is encoded, so a pool can make several at once."""
+    layer is encoded, so a pool can make several at once.
+
+    With ``keep`` below the layer's channel count, the atlas holds only the ``keep`` most
+    active maps (``atlas.channels`` names them, tile by tile) while the bounds and statistics
+    still cover every channel: a wide layer's answer stays small, and its other maps are one
+    request for the layer by name away.
+    """
     maps = as_maps(maps)
-    quantized = quantize(maps)
-    columns = atlas_columns(maps.shape[0])
-    flat = maps.reshape(maps.shape[0], -1)
+    channels = maps.shape[0]
+    flat = maps.reshape(channels, -1)
+    mean = flat.mean(axis=1)
+    chosen: np.ndarray | None = None
+    if keep is not None and keep < channels:
+        lo, hi = flat.min(axis=1).astype(np.float64), flat.max(axis=1).astype(np.float64)
+        chosen = most_active(mean, hi, keep)
+        quantized = quantize(maps[chosen], lo[chosen], hi[chosen])
+        lo_all, hi_all = lo, hi
+    else:
+        quantized = quantize(maps)
+        lo_all, hi_all = quantized.lo, quantized.hi
+    columns = atlas_columns(quantized.q.shape[0])
     png = base64.b64encode(png_bytes(tile_atlas(quantized.q, columns))).decode("ascii")
     # count / size: the same float64 as the mean of the booleans, without making them floats
     active = np.count_nonzero(flat > 0, axis=1) / flat.shape[1]
     statistics = (
-        f'{{"mean":{_json_numbers(flat.mean(axis=1), 5)},"max":{_json_numbers(quantized.hi, 5)},'
+        f'{{"mean":{_json_numbers(mean, 5)},"max":{_json_numbers(hi_all, 5)},'
         f'"active":{_json_numbers(active, 4)}}}'
     )
+    atlas: dict[str, Any] = {"png": raw_marker(0), "columns": columns, "tile": [int(maps.shape[1]), int(maps.shape[2])]}
+    if chosen is not None:
+        atlas["channels"] = chosen.tolist()
     layer = {
         **info,
         "shape": list(maps.shape),
-        "lo": quantized.lo.tolist(),  # in full: the client decodes the atlas with exactly these
-        "hi": quantized.hi.tolist(),
-        "atlas": {"png": raw_marker(0), "columns": columns, "tile": [int(maps.shape[1]), int(maps.shape[2])]},
+        "lo": lo_all.tolist(),  # in full: the client decodes the atlas with exactly these
+        "hi": hi_all.tolist(),
+        "atlas": atlas,
         "channels": raw_marker(1),
     }
     return compact_json(layer, [f'"{png}"', statistics])

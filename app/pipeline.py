@@ -63,11 +63,19 @@ class Options:
     top_k: int
     format: Format
     checkpoint: str | None = None  # a training snapshot's name; None: the served weights
+    # Layers whose atlas carries only their most active maps, and how many (the default view
+    # of a wide network: ModelEntry.view_maps); every other layer carries all of its maps.
+    trimmed: tuple[tuple[str, int], ...] = ()
+
+    def maps_of(self, layer: str) -> int | None:
+        """How many of ``layer``'s maps the atlas carries (None: all of them)."""
+        return next((count for name, count in self.trimmed if name == layer), None)
 
     @property
-    def batch_key(self) -> tuple[str | None, tuple[str, ...]]:
-        """Requests (for the same model) whose forward passes may run as one batch."""
-        return self.checkpoint, self.layers
+    def batch_key(self) -> tuple[str | None, tuple[str, ...], tuple[tuple[str, int], ...]]:
+        """Requests (for the same model) whose forward passes may run as one batch (and whose
+        layers the pass may start encoding the same way)."""
+        return self.checkpoint, self.layers, self.trimmed
 
 
 @dataclass(frozen=True)
@@ -222,7 +230,7 @@ class EarlyEncoding:
                 return
             for layer in due:
                 for row, picture in enumerate(group):
-                    job = layer_job(self.entry, layer, ready[layer][row].numpy())
+                    job = layer_job(self.entry, self.options, layer, ready[layer][row].numpy())
                     self.encoded[picture][layer] = self._begin(job)
 
         return encode
@@ -283,9 +291,9 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def layer_job(entry: ModelEntry, name: str, maps: np.ndarray) -> Callable[[], str]:
+def layer_job(entry: ModelEntry, options: Options, name: str, maps: np.ndarray) -> Callable[[], str]:
     """The work that turns one layer's maps [C, h, w] into its JSON text."""
-    return partial(layer_json, maps, entry.layers[name].to_dict())
+    return partial(layer_json, maps, entry.layers[name].to_dict(), options.maps_of(name))
 
 
 def picture_png(entry: ModelEntry, prepared: Prepared) -> bytes:
@@ -321,7 +329,7 @@ def finish(
     def layer(name: str) -> Callable[[], str]:
         if name in inferred.encoded:  # started during the forward pass
             return inferred.encoded[name].result
-        return layer_job(entry, name, result.maps[name])
+        return layer_job(entry, options, name, result.maps[name])
 
     def score() -> dict[str, Any] | None:
         started = time.perf_counter()

@@ -147,7 +147,7 @@ def custom_entry(table: Table) -> ModelEntry:
         input_size=size, mean=mean, std=std, classes=classes, available=True, trained=True,
         network=prepare_for_serving(network),
         preprocess=ImageClassification(crop_size=size, resize_size=resize, mean=mean, std=std),
-        layers=found.layers, default_layers=found.default_layers, cam_layer=found.cam_layer,
+        layers=found.layers, default_layers=found.default_layers, view_maps=found.view_maps, cam_layer=found.cam_layer,
         filters_layer=found.filters_layer, group="custom", layout="discovered",
         weights_source=str(table.folder / (weights or values["program"])),
         max_batch=None if source != "program" or _batches(network, size) else 1,

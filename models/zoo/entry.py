@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,12 @@ from models.zoo import verify
 from models.zoo.meta import Checkpoint, TaughtParts
 
 Preprocess = Callable[[Any], torch.Tensor]
-# The default view's map values at most (where the view can lose a layer and keep every
-# stage): 8-bit atlases of dense maps take up to 1.8 bytes a value in the JSON (base64), so
-# half a million keeps a default answer under 1 MB.
+# The default view's map values at most: 8-bit atlases of dense maps take up to 1.8 bytes a
+# value in the JSON (base64), so half a million keeps a default answer under 1 MB.
 ANSWER_VALUES = 500_000
 LEAST_VIEW = 5
+# A trimmed layer still carries the maps the page draws large (static/js/bands.js, TOP).
+LEAST_MAPS = 8
 
 
 @dataclass
@@ -54,6 +55,9 @@ class ModelEntry:
     preprocess: Preprocess | None = None
     layers: dict[str, LayerInfo] = field(default_factory=dict)
     default_layers: tuple[str, ...] = DEFAULT_LAYERS
+    # Layers of the default view whose answer carries only their most active maps, and how
+    # many (a wide network's view within ANSWER_VALUES); the others carry all of theirs.
+    view_maps: dict[str, int] = field(default_factory=dict)
     unavailable_reason: str | None = None
     how_to_get: str | None = None
     weights_source: str | None = None
@@ -145,6 +149,7 @@ class ModelEntry:
             "cam_layer": self.cam_layer,
             "filters_layer": self.filters_layer,
             "default_layers": list(self.default_layers),
+            "view_maps": dict(self.view_maps),
             "layers": [self.layers[name].to_dict() for name in self.default_layers if name in self.layers],
             "checkpoints": [c.public() for c in self.checkpoints],
         }
@@ -191,6 +196,7 @@ class FoundFields:
 
     layers: dict[str, LayerInfo]
     default_layers: tuple[str, ...]
+    view_maps: dict[str, int]
     cam_layer: str | None
     filters_layer: str | None
 
@@ -203,30 +209,71 @@ def found_entry_fields(network: nn.Module, input_size: int) -> FoundFields:
     """
     found = discover(network, input_size)
     view = served_view(found)
-    spatial = [name for name in view if found[name].spatial]
+    spatial = [name for name in view.layers if found[name].spatial]
     layers = every_layer(network, found)
-    return FoundFields(layers, view, spatial[-1] if spatial else None, first_rgb_conv(network))
+    return FoundFields(layers, view.layers, view.maps, spatial[-1] if spatial else None, first_rgb_conv(network))
 
 
-def served_view(found: Discovery, budget: int = ANSWER_VALUES, least: int = LEAST_VIEW) -> tuple[str, ...]:
-    """Discovery's default view, trimmed until its maps hold at most ``budget`` values.
+@dataclass(frozen=True)
+class ServedView:
+    """The default view: its layers, and for the widest the number of maps its answer carries."""
 
-    While the view is over the budget and longer than ``least``, the layer with the most
-    values goes whose stage another layer of the view still shows (a network's first,
-    full-resolution maps, usually): every stage keeps a band, and the answer stays small.
+    layers: tuple[str, ...]
+    maps: dict[str, int]
+
+    def values(self, found: Discovery) -> int:
+        """The map values of an answer for this view."""
+        return sum(_values(found, name, self.maps.get(name)) for name in self.layers)
+
+
+def _values(found: Discovery, name: str, maps: int | None = None) -> int:
+    shape = found[name].shape
+    return math.prod(shape) if maps is None else maps * math.prod(shape[1:])
+
+
+def shared_maps(found: Discovery, layers: Sequence[str], budget: int, least: int = LEAST_MAPS) -> dict[str, int]:
+    """How many maps each of ``layers`` carries for the answer to hold about ``budget`` values.
+
+    The budget is shared out evenly, smallest layer first: a layer within its share carries
+    all its maps and leaves the rest of its share to the wider ones; a wider layer carries as
+    many of its most active maps as its share holds, never fewer than ``least``.
+    """
+    maps: dict[str, int] = {}
+    left = budget
+    ordered = sorted(layers, key=lambda name: _values(found, name))
+    for done, name in enumerate(ordered):
+        share = left / (len(ordered) - done)
+        full = _values(found, name)
+        if full > share and found[name].spatial:
+            channels, per_map = found[name].shape[0], _values(found, name, 1)
+            count = min(channels, max(least, int(share // per_map)))
+            if count < channels:
+                maps[name] = count
+                full = count * per_map
+        left -= full
+    return maps
+
+
+def served_view(found: Discovery, budget: int = ANSWER_VALUES, least: int = LEAST_VIEW) -> ServedView:
+    """Discovery's default view, within ``budget`` map values where it can be.
+
+    The widest layers first carry only their most active maps (``shared_maps``: the maps the
+    page draws large are always there, the rest one request away). Where the view is still
+    over the budget and longer than ``least``, the layer with the most values goes whose stage
+    another layer of the view still shows (a network's first, full-resolution maps, usually),
+    and the budget is shared again: every stage keeps a band, and the answer stays small.
     """
     view = list(found.default_layers)
-
-    def values(name: str) -> int:
-        return math.prod(found[name].shape)
-
-    while sum(values(n) for n in view) > budget and len(view) > least:
+    while True:
+        whole = sum(_values(found, name) for name in view) <= budget
+        served = ServedView(tuple(view), {} if whole else shared_maps(found, view, budget))
+        if served.values(found) <= budget or len(view) <= least:
+            return served
         stages = [found[n].stage for n in view]
         shared = [n for n in view if stages.count(found[n].stage) > 1]
         if not shared:
-            break
-        view.remove(max(shared, key=values))
-    return tuple(view)
+            return served
+        view.remove(max(shared, key=lambda name: _values(found, name)))
 
 
 def first_rgb_conv(network: nn.Module) -> str | None:

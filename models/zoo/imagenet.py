@@ -79,5 +79,6 @@ def _served(listed: ModelEntry, missing: ModelEntry, spec: zoo.ZooSpec, path: Pa
     found = found_entry_fields(network, spec.input_size)
     return replace(
         listed, network=prepare_for_serving(network), preprocess=spec.preprocess, layers=found.layers,
-        default_layers=found.default_layers, cam_layer=found.cam_layer, filters_layer=found.filters_layer, loader=None,
+        default_layers=found.default_layers, view_maps=found.view_maps, cam_layer=found.cam_layer,
+        filters_layer=found.filters_layer, loader=None,
     )

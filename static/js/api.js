@@ -42,8 +42,9 @@ export const listModels = () => call('/api/v1/models');
 
 export const getModel = (modelId) => call(base(modelId));
 
-export const analyze = (modelId, blob, { signal, topK = 5, checkpoint } = {}) =>
-  call(`${base(modelId)}/activations${query({ top_k: topK, checkpoint })}`, { signal, blob });
+// Without `layers`: the model's default view (a wide layer there carries its most active maps).
+export const analyze = (modelId, blob, { signal, topK = 5, checkpoint, layers } = {}) =>
+  call(`${base(modelId)}/activations${query({ top_k: topK, checkpoint, layers })}`, { signal, blob });
 
 // Explanations: first-layer filters, Grad-CAM, guided backprop, dissected units.
 export const filters = (modelId, layer, { checkpoint, signal } = {}) =>

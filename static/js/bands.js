@@ -1,6 +1,7 @@
 // One band per stage: each layer's most active channels large, plus an "all channels" grid.
 import { $, $$, el, num } from './dom.js';
 import { t } from './i18n.js';
+import { completeLayer } from './fullmaps.js';
 import { cellAt } from './rf.js';
 import { unitTitle } from './unitinfo.js';
 
@@ -62,7 +63,7 @@ function shownChannels(maps) {
 
 function fillGrid(grid, maps, view, onOpen) {
   if (grid.childElementCount) return;
-  for (const c of shownChannels(maps)) grid.append(mapButton(maps, c, view, onOpen, false));
+  for (const c of shownChannels(maps).filter((k) => maps.has(k))) grid.append(mapButton(maps, c, view, onOpen, false));
 }
 
 function layerBlock(maps, view, onOpen) {
@@ -70,16 +71,34 @@ function layerBlock(maps, view, onOpen) {
   const top = el('div', { class: 'maps' });
   const settings = view();
   const channels = new Set(shownChannels(maps));
-  for (const c of maps.ranking().filter((k) => channels.has(k)).slice(0, TOP)) top.append(mapButton(maps, c, settings, onOpen, true));
+  for (const c of maps.ranking().filter((k) => channels.has(k) && maps.has(k)).slice(0, TOP)) {
+    top.append(mapButton(maps, c, settings, onOpen, true));
+  }
   if (!channels.size) top.append(el('p', { class: 'none-named', text: t('named_none') }));
   const key = keyOf(maps);
   const grid = el('div', { class: 'grid', id: `grid-${key.replace(/\W/g, '-')}` });
   const toggle = el('button', {
     type: 'button', class: 'btn btn-quiet show-all', 'aria-expanded': 'false', 'aria-controls': grid.id,
   });
-  const setOpen = (open) => {
-    grid.hidden = !open;
+  // A trimmed layer says so, and its grid first fetches the maps the answer left out.
+  const trimmed = maps.partial ? el('p', { class: 'layer-trim', text: t('layer_trimmed', { sent: maps.sent, n: maps.channels }) }) : null;
+  const setOpen = async (open) => {
     toggle.setAttribute('aria-expanded', String(open));
+    if (open && maps.partial) {
+      toggle.disabled = true;
+      toggle.textContent = t('maps_loading', { n: maps.channels });
+      try {
+        await completeLayer(maps);
+        trimmed?.remove();
+      } catch (err) {
+        toggle.textContent = t('maps_failed', { detail: err.message });
+        toggle.setAttribute('aria-expanded', 'false');
+        return;
+      } finally {
+        toggle.disabled = false;
+      }
+    }
+    grid.hidden = !open;
     toggle.textContent = open ? t('hide_all') : t(channels.size < maps.channels ? 'show_named' : 'show_all', { n: channels.size });
     if (open) fillGrid(grid, maps, view(), onOpen);
   };
@@ -95,7 +114,7 @@ function layerBlock(maps, view, onOpen) {
       el('h3', { class: 'layer-title', text: layer.title }),
       el('p', { class: 'layer-detail', 'data-detail-layer': maps.scope ? null : layer.name }),
     ]),
-    top, toggle, grid,
+    ...(trimmed ? [trimmed] : []), top, toggle, grid,
   ]);
 }
 

@@ -50,8 +50,9 @@ function checkWanted() {
   else note(t('compare_unavailable', { title: m.title, reason: m.unavailable_reason || '', how: m.how_to_get || '' }));
 }
 
-async function decode(result) {
-  return Promise.all(result.layers.map((layer) => LayerMaps.decode(layer)));
+async function decode({ model, result, blob }) {
+  const source = { model: model.id, blob, checkpoint: result.checkpoint };
+  return Promise.all(result.layers.map((layer) => LayerMaps.decode(layer, source)));
 }
 
 function openMap(side, maps, c) {
@@ -62,8 +63,8 @@ function openMap(side, maps, c) {
 async function draw() {
   if (!last || !shown) return;
   const sides = [
-    { ...last, maps: await decode(last.result) },
-    { ...shown, blob: last.blob, maps: await decode(shown.result) },
+    { ...last, maps: await decode(last) },
+    { ...shown, blob: last.blob, maps: await decode({ ...shown, blob: last.blob }) },
   ];
   if (!second() || shown.model !== second()) return;
   renderCompare(sides, { level: ctx.state.level, view: ctx.view, onOpen: openMap });

@@ -15,6 +15,7 @@ import { fill, loadTexts, t, texts } from './i18n.js';
 import { initInputs, loadFirstSample, markChosen } from './inputs.js';
 import { showMeasured } from './measured.js';
 import { renderOod, renderPredictions } from './predictions.js';
+import { completeLayer } from './fullmaps.js';
 import { LayerMaps } from './render.js';
 import { fieldOf, placeBox } from './rf.js';
 import { LEVELS, readState, writeState } from './state.js';
@@ -181,7 +182,8 @@ function pickPrediction(prediction, button) {
 
 async function show(result, { live = false } = {}) {
   const start = performance.now();
-  const maps = await Promise.all(result.layers.map((layer) => LayerMaps.decode(layer)));
+  const source = { model: result.model, blob: lastBlob, checkpoint: result.checkpoint };
+  const maps = await Promise.all(result.layers.map((layer) => LayerMaps.decode(layer, source)));
   shown = { result, maps };
   const seen = $('#seen');
   seen.src = result.input.preprocessed;
@@ -201,7 +203,10 @@ async function show(result, { live = false } = {}) {
   if (pendingCloseup && !isLive()) {
     pendingCloseup = false;
     const target = maps.find((m) => m.layer.name === state.layer);
-    if (target && state.channel < target.channels) openChannel(target, state.channel);
+    if (target && state.channel < target.channels) {
+      const ready = target.has(state.channel) ? Promise.resolve() : completeLayer(target);
+      ready.then(() => openChannel(target, state.channel), () => {});
+    }
   }
 }
 

@@ -25,24 +25,57 @@ async function decodeGrey(b64) {
   return { grey, width };
 }
 
+// A wide layer's default answer carries only its most active maps (atlas.channels, strongest
+// first); `partial` says so, `has(c)` whether map c is here, and `adopt` takes the whole layer.
 export class LayerMaps {
   constructor(layer, decoded) {
+    this.take(layer, decoded);
+    this.lmin = Math.min(...layer.lo);
+    this.lmax = Math.max(...layer.hi);
+  }
+
+  take(layer, decoded) {
     this.layer = layer;
     this.grey = decoded.grey;
     this.width = decoded.width;
     [this.channels, this.h, this.w] = layer.shape;
     this.columns = layer.atlas.columns;
-    this.lmin = Math.min(...layer.lo);
-    this.lmax = Math.max(...layer.hi);
+    const sent = layer.atlas.channels;
+    this.tiles = sent ? new Map(sent.map((c, k) => [c, k])) : null;
+    this.leading = sent ?? [];
+    this._ranking = null;
   }
 
-  static async decode(layer) {
-    return new LayerMaps(layer, await decodeGrey(layer.atlas.png));
+  // `source` {model, blob, checkpoint}: where the rest of a trimmed layer can be asked for (fullmaps.js).
+  static async decode(layer, source = null) {
+    const maps = new LayerMaps(layer, await decodeGrey(layer.atlas.png));
+    maps.source = source;
+    return maps;
+  }
+
+  get partial() {
+    return this.tiles !== null;
+  }
+
+  get sent() {
+    return this.tiles ? this.tiles.size : this.channels;
+  }
+
+  has(c) {
+    return this.tiles ? this.tiles.has(c) : c >= 0 && c < this.channels;
+  }
+
+  // The same layer answered with all its maps: the bounds are the same, so what is drawn stays right.
+  async adopt(layer) {
+    const { leading } = this;
+    this.take(layer, await decodeGrey(layer.atlas.png));
+    this.leading = leading; // the maps already drawn large keep their places
   }
 
   index(c, i, j) {
-    const row = Math.floor(c / this.columns);
-    const col = c % this.columns;
+    const k = this.tiles ? this.tiles.get(c) : c;
+    const row = Math.floor(k / this.columns);
+    const col = k % this.columns;
     return (row * this.h + i) * this.width + col * this.w + j;
   }
 
@@ -56,10 +89,13 @@ export class LayerMaps {
   }
 
   // Channels ordered by mean activation, strongest first.
+  // A trimmed layer's sent maps are its strongest, in the server's order; the rest follow.
   ranking() {
     if (!this._ranking) {
       const { mean, max } = this.layer.channels;
-      this._ranking = [...Array(this.channels).keys()].sort((a, b) => mean[b] - mean[a] || max[b] - max[a]);
+      const first = new Set(this.leading);
+      const rest = [...Array(this.channels).keys()].filter((c) => !first.has(c));
+      this._ranking = [...this.leading, ...rest.sort((a, b) => mean[b] - mean[a] || max[b] - max[a])];
     }
     return this._ranking;
   }

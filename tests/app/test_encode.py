@@ -82,6 +82,24 @@ def test_layer_json_carries_the_maps_bounds_atlas_and_statistics() -> None:
     assert stats["mean"][3] == stats["max"][3] == stats["active"][3] == 0
 
 
+def test_a_trimmed_layer_carries_its_most_active_maps_and_every_channels_statistics() -> None:
+    # Four 2x2 maps with means 1, 4, 3 and 4 (channels 1 and 3 tie: the higher maximum, 3, first).
+    maps = np.array([
+        [[1, 1], [1, 1]], [[4, 4], [4, 4]], [[0, 2], [4, 6]], [[0, 0], [8, 8]],
+    ], dtype=np.float32)
+    layer = json.loads(layer_json(maps, {"name": "wide"}, keep=3))
+    assert layer["atlas"]["channels"] == [3, 1, 2] and layer["atlas"]["columns"] == 2
+    assert layer["shape"] == [4, 2, 2] and layer["atlas"]["tile"] == [2, 2]
+    assert layer["lo"] == [1, 4, 0, 0] and layer["hi"] == [1, 4, 6, 8]  # every channel's bounds
+    assert layer["channels"]["mean"] == [1, 4, 3, 4] and layer["channels"]["active"] == [1, 1, 0.75, 0.5]
+    atlas = np.asarray(Image.open(io.BytesIO(base64.b64decode(layer["atlas"]["png"]))))
+    # Tile i is channel channels[i]: 3 (0..8), then 1 (constant: 0), then 2 (0..6), padding last.
+    assert atlas.tolist() == [[0, 0, 0, 0], [255, 255, 0, 0], [0, 85, 0, 0], [170, 255, 0, 0]]
+    # Asked to keep as many as there are (or none said), the layer comes whole, with no list.
+    whole = json.loads(layer_json(maps, {"name": "wide"}, keep=4))
+    assert "channels" not in whole["atlas"] and whole == json.loads(layer_json(maps, {"name": "wide"}))
+
+
 def test_compact_json_splices_raw_text_where_the_markers_stand() -> None:
     document = {"a": raw_marker(0), "b": [1, raw_marker(1)], "c": "x"}
     assert compact_json(document, ['"QUJD"', '{"k":[1,2]}']) == '{"a":"QUJD","b":[1,{"k":[1,2]}],"c":"x"}'

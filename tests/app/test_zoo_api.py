@@ -27,7 +27,7 @@ from app.main import create_app
 from models.capture import Hook, hooked
 from models.zoo import torchvision_zoo as zoo
 from tests.app.conftest import make_settings
-from tests.app.test_api import decode_atlas, post
+from tests.app.test_api import decode_atlas, decode_sent, post
 
 # Four families the issue names and two more: a dense network and a compound-scaled one.
 ZOO = ("resnet18", "vgg16", "mobilenet_v3_small", "convnext_tiny", "efficientnet_b0", "densenet121")
@@ -41,7 +41,6 @@ VGG16_DEFAULT = [  # (module, stage, receptive field, stride, offset); conv1_1 l
 # The bench's models whose default answer stays under 1 MB. Not VGG-16 (its conv2_2 alone
 # holds 1.6 million values: no view with an edges band is small) nor DenseNet-121 (its first
 # dense block, the view's only edges layer once the stem is dropped, holds 0.8 million).
-UNDER_1MB = ("resnet18", "mobilenet_v3_small", "convnext_tiny", "efficientnet_b0")
 VGG16_POOLS = [("features.4", 6, 2), ("features.9", 16, 4), ("features.16", 44, 8), ("features.23", 100, 16),
                ("features.30", 212, 32)]
 
@@ -105,21 +104,55 @@ def test_every_default_map_and_the_predictions_match_plain_torchvision(
     body = response.json()
     names = [layer["name"] for layer in body["layers"]]
     assert names == detail["default_layers"] and 5 <= len(names) <= 8
-    if name in UNDER_1MB:
-        assert len(response.content) < 1_000_000
+    assert len(response.content) < 1_000_000
     maps, logits = reference(saved[name], name, data, names)
     for layer in body["layers"]:
         expected = maps[layer["name"]]
         assert layer["shape"] == list(expected.shape)
-        bound = (np.array(layer["hi"]) - np.array(layer["lo"]))[:, None, None] / 510
-        error = np.abs(decode_atlas(layer) - expected)
-        assert np.all(error <= bound + 1e-5 * (1 + np.abs(expected))), layer["name"]
+        sent, decoded = decode_sent(layer)
+        if layer["name"] in detail["view_maps"]:
+            assert len(sent) == detail["view_maps"][layer["name"]] < expected.shape[0]
+            assert_most_active(sent, expected)
+        else:
+            assert sent == list(range(expected.shape[0]))
+        bound = (np.array(layer["hi"]) - np.array(layer["lo"]))[sent, None, None] / 510
+        error = np.abs(decoded - expected[sent])
+        assert np.all(error <= bound + 1e-5 * (1 + np.abs(expected[sent]))), layer["name"]
+        # The bounds and statistics cover every channel, the maps left out too.
+        flat = expected.reshape(expected.shape[0], -1)
+        np.testing.assert_allclose(layer["lo"], flat.min(1), atol=1e-5 * (1 + np.abs(flat).max()))
+        np.testing.assert_allclose(layer["channels"]["mean"], flat.mean(1), rtol=1e-4, atol=1e-5)
     probabilities = torch.softmax(logits, 0).numpy()
     got = body["predictions"]
     assert np.allclose([p["probability"] for p in got], probabilities[[p["index"] for p in got]], atol=1e-6)
     assert min(p["probability"] for p in got) >= np.sort(probabilities)[-5] - 1e-6
     labels = get_model_weights(name).DEFAULT.meta["categories"]
     assert all(p["label"] == labels[p["index"]] for p in got)
+
+
+def assert_most_active(sent: list[int], maps: np.ndarray) -> None:
+    """``sent`` holds the strongest channels of ``maps`` by mean (ties to float rounding aside)."""
+    means = maps.reshape(maps.shape[0], -1).mean(1)
+    left_out = np.delete(means, sent)
+    assert len(set(sent)) == len(sent)
+    if left_out.size:
+        assert means[sent].min() >= left_out.max() - 1e-5 * (1 + np.abs(means).max())
+    assert np.all(np.diff(means[sent]) <= 1e-5 * (1 + np.abs(means).max()))  # strongest first
+
+
+def test_a_wide_layer_asked_for_by_name_carries_all_its_maps(
+    client: TestClient, saved: dict[str, nn.Module], make_image
+) -> None:
+    detail = client.get("/api/v1/models/vgg16").json()
+    assert detail["view_maps"]["features.6"] == 8  # the default view carries conv2_1's eight strongest
+    data = make_image(240, 260, "JPEG", seed=15)
+    response = post(client, "vgg16", data, layers="features.6,features.1")
+    assert response.status_code == 200, response.text
+    maps, _ = reference(saved["vgg16"], "vgg16", data, ["features.6", "features.1"])
+    for layer in response.json()["layers"]:
+        expected = maps[layer["name"]]
+        bound = (np.array(layer["hi"]) - np.array(layer["lo"]))[:, None, None] / 510
+        assert np.all(np.abs(decode_atlas(layer) - expected) <= bound + 1e-5 * (1 + np.abs(expected))), layer["name"]
 
 
 @pytest.mark.parametrize("name", ["resnet18", "convnext_tiny"])
@@ -147,8 +180,9 @@ def test_vgg16_layers_stages_fields_and_strides_are_the_hand_derived_ones(client
     shown = [(la["name"], la["stage"], la["receptive_field"], la["stride"], la["offset"]) for la in detail["layers"]]
     assert shown == VGG16_DEFAULT
     every = {layer["name"]: layer for layer in detail["all_layers"]}
-    # conv1_1 after its ReLU: 64 full-size maps, more values than the whole rest of the view,
-    # so the served view drops it (models/zoo/entry.py) and the edges band keeps conv2_2.
+    # conv1_1 after its ReLU: 64 full-size maps, more values than the whole rest of the view
+    # (even at the eight maps a wide layer keeps), so the served view drops it
+    # (models/zoo/entry.py) and the edges band keeps conv2_1.
     conv1_1 = every["features.1"]
     assert (conv1_1["stage"], conv1_1["receptive_field"], conv1_1["stride"], conv1_1["offset"]) == ("edges", 3, 1, 0.0)
     for pool, field, stride in VGG16_POOLS:
@@ -199,6 +233,20 @@ def test_filters_guided_backprop_and_units_work_for_a_zoo_model(
     assert inner.status_code == 200
     arrays = np.load(io.BytesIO(inner.content))
     assert arrays["layer2.0.conv1"].shape == (128, 28, 28) and arrays["fc"].shape == (1000,)
+
+
+def test_a_module_inside_a_dense_layer_answers_as_a_plain_forward_computes_it(
+    client: TestClient, saved: dict[str, nn.Module], make_image
+) -> None:
+    data = make_image(230, 250, seed=16)
+    inner = "features.denseblock2.denselayer3.conv2"
+    info = {la["name"]: la for la in client.get("/api/v1/models/densenet121").json()["all_layers"]}[inner]
+    assert (info["receptive_field"], info["stride"]) == (63 + 3 * 2 * 8, 8)  # transition 1, three 3x3s on
+    response = post(client, "densenet121", data, layers=inner, format="npz")
+    assert response.status_code == 200, response.text
+    maps, _ = reference(saved["densenet121"], "densenet121", data, [inner])
+    got = np.load(io.BytesIO(response.content))[inner]
+    np.testing.assert_allclose(got, maps[inner], rtol=0, atol=1e-5 * max(1.0, float(np.abs(maps[inner]).max())))
 
 
 def test_a_shared_module_is_not_offered(client: TestClient, make_image) -> None:

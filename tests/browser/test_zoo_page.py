@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -22,6 +23,13 @@ from tests.browser.test_page import CANVAS_STATS, PHOTO, STAGES, upload, visit, 
 from tests.models.zoo.test_custom import BUILDER
 
 pytestmark = pytest.mark.browser
+CLOSEUP_OPAQUE = """() => {
+  const c = document.querySelector('#closeup-canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let opaque = 0;
+  for (let i = 3; i < d.length; i += 4) opaque += d[i] === 255;
+  return [opaque, c.width * c.height];
+}"""
 CONFIG = '''
 [models.mine]
 title = "My own network"
@@ -108,3 +116,38 @@ def test_an_unfamiliar_picture_is_one_click_from_an_imagenet_model(zoo_server: s
     assert page.locator("#model").input_value() == "resnet18"
     page.wait_for_selector("[data-testid=predictions] li.pred", state="attached")
     assert page.locator("#ood").is_hidden()
+
+
+def test_a_wide_layer_shows_its_strongest_maps_and_fetches_the_others_when_asked(
+    zoo_server: str, page_factory: Any
+) -> None:
+    # ResNet-18's stem (64 maps of 112 x 112) is the widest layer of its default view, which
+    # carries only its most active maps; which ones, the server says (atlas.channels).
+    answer = httpx.post(f"{zoo_server}/api/v1/models/resnet18/activations",
+                        files={"image": ("cat.jpg", PHOTO.read_bytes(), "image/jpeg")}, timeout=60).json()
+    stem = next(layer for layer in answer["layers"] if layer["name"] == "relu")
+    sent = stem["atlas"]["channels"]
+    assert 8 <= len(sent) < 64
+    left_out = next(c for c in range(64) if c not in sent)
+    page, _guard = page_factory()
+    visit(page, f"{zoo_server}/?model=resnet18")
+    upload(page, PHOTO)
+    block = page.locator('.layer[data-layer="relu"]')
+    note = block.locator(".layer-trim").text_content()
+    assert note.startswith(f"This wide layer came with its {len(sent)} most active of 64 maps")
+    large = [int(c) for c in block.locator(".maps .map-btn").evaluate_all("bs => bs.map((b) => b.dataset.channel)")]
+    assert large == sent[:8]  # the maps drawn large are the strongest, in the server's order
+    with page.expect_request(lambda r: "layers=relu" in r.url and r.method == "POST"):
+        block.locator(".show-all").click()
+    wait_until(page, "document.querySelectorAll('.layer[data-layer=\"relu\"] .grid .map-btn').length === 64")
+    assert block.locator(".layer-trim").count() == 0
+    block.locator(f'.grid .map-btn[data-channel="{left_out}"]').click()
+    assert page.locator("#closeup-title").text_content().endswith(f"channel {left_out}")
+    assert page.evaluate(CLOSEUP_OPAQUE) == [112 * 112, 112 * 112]  # the fetched map, fully drawn
+    screenshot(page, "laptop-resnet18-wide-layer")
+    # A shared link to a map the default answer left out opens it, once the layer is fetched.
+    other, _guard2 = page_factory()
+    visit(other, f"{zoo_server}/?model=resnet18&layer=relu&channel={left_out}")
+    upload(other, PHOTO)
+    wait_until(other, "document.querySelector('#closeup').open")
+    assert other.locator("#closeup-title").text_content().endswith(f"channel {left_out}")
