@@ -52,13 +52,15 @@ function predictionCell(side) {
   return cells;
 }
 
-// A stage's layers for one side, each told its receptive field in words of this level.
+// A stage's layers for one side, each told its receptive field in words of this level (once:
+// where the level's layer detail already names it, that says it).
 function layerCell(side, stage, level, view, onOpen) {
   const blocks = stageBlocks(side.maps, stage, view, (maps, c) => onOpen(side, maps, c));
+  const detailSaysRf = (texts().detail?.[level] ?? '').includes('{rf}');
   for (const block of blocks) {
     const layer = side.maps.find((m) => m.layer.name === block.dataset.layer).layer;
     $('.layer-detail', block).textContent = layerDetail(level, layer);
-    $('.layer-head', block).after(el('p', { class: 'cmp-rf', text: t('compare_rf', { rf: layer.receptive_field, stride: layer.stride }) }));
+    if (!detailSaysRf) $('.layer-head', block).after(el('p', { class: 'cmp-rf', text: t('compare_rf', { rf: layer.receptive_field, stride: layer.stride }) }));
   }
   return blocks.length ? blocks : [el('p', { class: 'cmp-none', text: t('compare_no_layer') })];
 }

@@ -85,13 +85,23 @@ def assert_side_by_side(page: Any, server: str) -> None:
     for side, n in (("a", 5), ("b", 5)):
         rows = page.locator(f'#compare-view .cmp-row[data-stage="prediction"] .cmp-cell[data-side="{side}"] li.pred')
         assert rows.count() == n
-    # Each of ResNet-18's shown layers says its receptive field, as the API reports it.
+    # Each of ResNet-18's shown layers says its receptive field once, as the API reports it: in
+    # the layer's detail where the level's detail names it (adult and up), else in a line of its own.
     listing = page.request.get(f"{server}/api/v1/models/resnet18").json()
+    fields = [layer["receptive_field"] for layer in listing["layers"]]
+    assert len(fields) >= 5
+    side_b = '#compare-view .cmp-cell[data-side="b"]'
+    details = page.locator(f"{side_b} .layer-detail").all_text_contents()
+    for detail, rf in zip(details, fields, strict=True):
+        assert f"sees {rf}×{rf} pixels" in detail or f"receptive field {rf} px" in detail, detail
+    assert page.locator(f"{side_b} .cmp-rf").count() == 0
+    level = page.locator("#level").input_value()
+    page.select_option("#level", "teen")
+    wait_until(page, f"document.querySelectorAll('{side_b} .cmp-rf').length > 0")
     expected = [f"Each map pixel sees {layer['receptive_field']}×{layer['receptive_field']} px of its input "
                 f"(stride {layer['stride']})" for layer in listing["layers"]]
-    said = page.locator('#compare-view .cmp-cell[data-side="b"] .cmp-rf').all_text_contents()
-    assert said == expected
-    assert len(expected) >= 5
+    assert page.locator(f"{side_b} .cmp-rf").all_text_contents() == expected
+    page.select_option("#level", level)
 
 
 def test_tiny_and_resnet18_side_by_side(compare_server: tuple[str, dict[str, torch.Tensor]], page_factory: Any) -> None:

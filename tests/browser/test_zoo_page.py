@@ -145,9 +145,17 @@ def test_a_wide_layer_shows_its_strongest_maps_and_fetches_the_others_when_asked
     assert page.locator("#closeup-title").text_content().endswith(f"channel {left_out}")
     assert page.evaluate(CLOSEUP_OPAQUE) == [112 * 112, 112 * 112]  # the fetched map, fully drawn
     screenshot(page, "laptop-resnet18-wide-layer")
-    # A shared link to a map the default answer left out opens it, once the layer is fetched.
-    other, _guard2 = page_factory()
-    visit(other, f"{zoo_server}/?model=resnet18&layer=relu&channel={left_out}")
-    upload(other, PHOTO)
-    wait_until(other, "document.querySelector('#closeup').open")
-    assert other.locator("#closeup-title").text_content().endswith(f"channel {left_out}")
+
+
+def test_a_shared_link_to_a_map_the_default_answer_left_out_opens_it(zoo_server: str, page_factory: Any) -> None:
+    answer = httpx.post(f"{zoo_server}/api/v1/models/resnet18/activations",
+                        files={"image": ("cat.jpg", PHOTO.read_bytes(), "image/jpeg")}, timeout=60).json()
+    sent = next(layer for layer in answer["layers"] if layer["name"] == "relu")["atlas"]["channels"]
+    left_out = next(c for c in range(64) if c not in sent)
+    page, _guard = page_factory()
+    with page.expect_request(lambda r: "layers=relu" in r.url and r.method == "POST"):
+        visit(page, f"{zoo_server}/?model=resnet18&layer=relu&channel={left_out}")
+        upload(page, PHOTO)
+    wait_until(page, "document.querySelector('#closeup').open")
+    assert page.locator("#closeup-title").text_content().endswith(f"channel {left_out}")
+    assert page.evaluate(CLOSEUP_OPAQUE) == [112 * 112, 112 * 112]
