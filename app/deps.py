@@ -18,7 +18,7 @@ from fastapi import Depends, Path, Query, Request
 
 from app.errors import ProblemError
 from app.inference import Engine
-from app.pipeline import Format, Options
+from app.pipeline import Format, Options, view_options
 from app.settings import Settings
 from models.explain.guided import Objective
 from models.units import Shapes, cached_shapes, layer_shapes
@@ -259,13 +259,12 @@ async def activations_args(
     ] = None,
 ) -> ActivationsArgs:
     chosen = known_checkpoint(entry, checkpoint)
-    names = known_layers(entry, layers)
-    # The default view of a wide network carries its widest layers' most active maps; a layer
-    # asked for by name carries all of them, and npz is always every value.
-    default = names == entry.default_layers and not (layers or "").strip()
-    trimmed = tuple(entry.view_maps.items()) if default and format == "json" else ()
-    # The checkpoint is part of Options, so it is part of the cache key too.
-    return ActivationsArgs(entry, Options(names, min(top_k, len(entry.classes)), format, chosen, trimmed))
+    top = min(top_k, len(entry.classes))
+    # The checkpoint is part of Options, so it is part of the cache key too. A layer asked for
+    # by name carries all its maps; the default view may trim its widest (view_options).
+    if layers is None or not layers.strip():
+        return ActivationsArgs(entry, view_options(entry, top, format, chosen))
+    return ActivationsArgs(entry, Options(known_layers(entry, layers), top, format, chosen))
 
 
 FiltersDep = Annotated[FiltersArgs, Depends(filters_args)]

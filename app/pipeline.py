@@ -78,6 +78,13 @@ class Options:
         return self.checkpoint, self.layers, self.trimmed
 
 
+def view_options(entry: ModelEntry, top_k: int = 5, format: Format = "json", checkpoint: str | None = None) -> Options:
+    """The options of an answer for the model's default view: its widest layers carry their most
+    active maps (``ModelEntry.view_maps``) in JSON; npz is always every value."""
+    trimmed = tuple(entry.view_maps.items()) if format == "json" else ()
+    return Options(entry.default_layers, top_k, format, checkpoint, trimmed)
+
+
 @dataclass(frozen=True)
 class Result:
     body: bytes

@@ -28,7 +28,18 @@ import torch
 from app.encode import as_maps, atlas_columns, png_bytes, quantize, tile_atlas
 from app.imaging import decode_image, preprocess_image
 from app.inference import pool_map
-from app.pipeline import Mapper, Options, Submit, analyze, finish, infer, intra_op_threads, picture_png, prepare
+from app.pipeline import (
+    Mapper,
+    Options,
+    Submit,
+    analyze,
+    finish,
+    infer,
+    intra_op_threads,
+    picture_png,
+    prepare,
+    view_options,
+)
 from app.settings import get_settings
 from bench.common import (
     MAX_PIXELS,
@@ -136,7 +147,7 @@ def candidates(entry: ModelEntry, mapper: Mapper[Any, Any], submit: Submit) -> d
 
 def encode_response(entry: ModelEntry) -> bytes:
     """The default layers' JSON for the benchmark picture (for its size)."""
-    options = Options(entry.default_layers, 5, "json")
+    options = view_options(entry)
     return analyze(entry, photo_jpeg(), options, MAX_PIXELS).body
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torchvision.models import get_model
 
-from app.pipeline import Options, finish, infer, intra_op_threads, prepare
+from app.pipeline import finish, infer, intra_op_threads, prepare, view_options
 from bench.common import MAX_PIXELS, Config, Row, interleaved, judge, median_ms, model_threads, photo_jpeg
 from bench.inprocess import bare_forward, worker_pool
 from models.zoo import torchvision_zoo as zoo
@@ -72,7 +72,7 @@ def loaded(name: str) -> tuple[ModelEntry, float]:
 def timed(entry: ModelEntry, reps: int) -> tuple[dict[str, float], int]:
     """Median ms of the bare forward pass and of capture + encode, and the answer's JSON bytes."""
     data = photo_jpeg()
-    options = Options(entry.default_layers, 5, "json")
+    options = view_options(entry)
     staged = prepare(entry, data, MAX_PIXELS)
     body = b""
     with worker_pool() as (mapper, submit), intra_op_threads(model_threads(entry)):
