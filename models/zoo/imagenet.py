@@ -24,6 +24,12 @@ from models.zoo import torchvision_zoo as zoo
 from models.zoo import verify
 from models.zoo.entry import ModelEntry, found_entry_fields, prepare_for_serving, unverified
 
+TOKENS_NOTE = (
+    " Its attention blocks pass tokens, which LayerScope does not draw or serve as maps: the bands"
+    " show only the layers before them that are maps (a patch embedding or a convolutional stem);"
+    " its predictions are the network's own."
+)
+
 
 def zoo_entry(name: str, weights_path: str | os.PathLike[str] | None = None, *, lazy: bool = False) -> ModelEntry:
     """torchvision's ``name`` with its ImageNet weights, when its weights file is on this machine
@@ -36,6 +42,7 @@ def zoo_entry(name: str, weights_path: str | os.PathLike[str] | None = None, *, 
         description=(
             f"torchvision's {title} with its published ImageNet weights ({spec.weights}): it recognizes "
             f"{len(spec.classes)} kinds of everyday objects and animals in real photos."
+            + (TOKENS_NOTE if spec.tokens else "")
         ),
         trained_on=f"ImageNet-1k: 1.2 million photos in {len(spec.classes)} categories",
         input_size=spec.input_size,

@@ -30,6 +30,9 @@ from torchvision.models import WeightsEnum, get_model_builder, get_model_weights
 from torchvision.transforms._presets import ImageClassification
 
 FETCH_COMMAND = "layerscope fetch-weights {name}"
+# torchvision's modules whose networks pass tokens between attention blocks: their maps stop
+# at the patch embedding (or the convolutional stem), which is all the page can draw of them.
+TOKEN_FAMILIES = frozenset({"vision_transformer", "swin_transformer", "maxvit"})
 # Not a scheme anything can open: a builder that tried to download would fail at once.
 _OFFLINE_SCHEME = "layerscope-offline:"
 
@@ -121,6 +124,8 @@ class ZooSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     meta: dict[str, Any]
+    # Whether the network passes tokens between attention blocks (TOKEN_FAMILIES).
+    tokens: bool = False
 
     @property
     def top1(self) -> float | None:
@@ -145,6 +150,7 @@ def spec(name: str) -> ZooSpec:
         mean=tuple(float(m) for m in transforms.mean),
         std=tuple(float(s) for s in transforms.std),
         meta=dict(member.meta),
+        tokens=get_model_builder(name).__module__.rpartition(".")[2] in TOKEN_FAMILIES,
     )
 
 

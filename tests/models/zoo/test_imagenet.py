@@ -68,3 +68,14 @@ def test_a_missing_or_unusable_file_is_listed_with_its_reason_and_fetch_command(
     torch.save(get_model("resnet34", weights=None).state_dict(), path)  # another network's weights
     wrong = imagenet.zoo_entry("resnet18")
     assert not wrong.available and "does not fit resnet18" in (wrong.unavailable_reason or "")
+
+
+def test_a_vision_transformers_card_says_its_token_layers_are_not_drawn(torch_home: Path) -> None:
+    # torchvision's transformers are the builders of its vision_transformer, swin_transformer and
+    # maxvit modules; every convolutional family is the rest.
+    transformers = [name for name in zoo.classification_models() if name.startswith(("vit_", "swin_", "maxvit"))]
+    assert [name for name in zoo.classification_models() if zoo.spec(name).tokens] == transformers
+    for name in ("vit_b_16", "swin_t", "maxvit_t"):
+        assert "does not draw or serve as maps" in imagenet.zoo_entry(name).description, name
+    for name in ("resnet18", "convnext_tiny", "efficientnet_b0"):
+        assert "tokens" not in imagenet.zoo_entry(name).description, name
