@@ -160,7 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"choose one of: {', '.join(settings.model_ids)}",
             USAGE,
         )
-    if args.ray or args.ray_address or args.replicas or args.autoscale:
+    if args.ray or args.ray_address or args.replicas or args.autoscale or args.direct_ingress:
         return _serve_on_ray(args, settings)
     _check_listen(settings.host, settings.port)
     _say_on_stderr()
@@ -183,9 +183,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:
     """``serve --ray``: the same app through Ray Serve (app/scale/)."""
     if not args.ray:
-        raise CommandError("--ray-address, --replicas and --autoscale go with --ray; add --ray", USAGE)
+        raise CommandError(
+            "--ray-address, --replicas, --autoscale and --direct-ingress go with --ray; add --ray", USAGE
+        )
+    if args.direct_ingress and args.ray_address:
+        raise CommandError(
+            "--direct-ingress sets up the Ray instance this command starts; on a cluster, set "
+            "RAY_SERVE_ENABLE_DIRECT_INGRESS=1 in its nodes' environment (docs/DEPLOY.md)", USAGE,
+        )
     if not args.ray_address:
         _check_listen(settings.host, settings.port)  # a cluster's proxies listen on its own nodes
+    if args.direct_ingress:
+        # Read by Serve's controller and replicas when they start, in the Ray instance started here.
+        os.environ.update(direct_ingress_env(settings.port))
     try:
         from app.scale.deployment import Scaling
         from app.scale.run import serve_on_ray
@@ -193,10 +203,25 @@ def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"--ray needs Ray Serve ({exc.name} is missing); pip install 'layerscope[scale]'") from exc
     _say_on_stderr()
     try:
-        return serve_on_ray(settings, args.ray_address, Scaling(args.replicas or 1, args.autoscale))
+        scaling = Scaling(args.replicas or 1, args.autoscale)
+        return serve_on_ray(settings, args.ray_address, scaling, direct=args.direct_ingress)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CommandError(f"Ray Serve did not start the app ({reason}); check --ray-address and the log") from exc
+
+
+def direct_ingress_env(port: int) -> dict[str, str]:
+    """Serve's direct ingress for a Ray instance started here: each replica answers HTTP on a
+    port of its own, the first free ones from ``port + 1`` (gRPC from Serve's own default)."""
+    first = port + 1
+    return {
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(first),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(min(65535, first + 999)),
+        # Serve keeps a stopping replica's port open this long for a load balancer to notice;
+        # here nothing balances in front of it (its requests in flight still drain).
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
+    }
 
 
 def _replicas(text: str) -> int:
@@ -324,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="a TOML file of your own models (LAYERSCOPE_CONFIG)")
     serve.add_argument("--ray", action="store_true", help="serve through Ray Serve (pip install 'layerscope[scale]')")
     serve.add_argument("--ray-address", metavar="ADDR", help="with --ray: join this cluster (default: start Ray here)")
+    serve.add_argument(
+        "--direct-ingress", action="store_true",
+        help="with --ray: each replica also answers HTTP itself, from --port + 1 on "
+        "(Serve's direct ingress: no proxy hop)",
+    )
     scaling = serve.add_mutually_exclusive_group()
     scaling.add_argument("--replicas", type=_replicas, metavar="N", help="with --ray: N replicas (default 1)")
     scaling.add_argument("--autoscale", type=_autoscale, metavar="MIN,MAX", help="with --ray: MIN to MAX replicas")

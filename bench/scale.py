@@ -29,15 +29,17 @@ from scripts.load import free_port
 
 SERVE_TARGET = 1.15
 READY = re.compile(r"LayerScope on Ray Serve at (\S+)")
+DIRECT = re.compile(r"Replicas answering directly \(Serve's direct ingress\): (.+)$")
 SETTINGS = {"LAYERSCOPE_CACHE_ENTRIES": "0", "LAYERSCOPE_RATE_LIMIT": "0", "LAYERSCOPE_RATE_LIMIT_KEYED": "0",
             "LAYERSCOPE_CLIENT_INFLIGHT": "0"}
 
 
 @contextmanager
-def ray_serve(replicas: int, models: str, timeout_s: float = 300.0) -> Iterator[str]:
-    """``layerscope serve --ray --replicas N`` (its own local Ray) until it says where it listens."""
+def ray_serve(replicas: int, models: str, timeout_s: float = 300.0, direct: bool = False) -> Iterator[list[str]]:
+    """``layerscope serve --ray --replicas N`` (its own local Ray) until it says where it listens:
+    the proxy's address, then with ``direct`` (``--direct-ingress``) each replica's own."""
     command = [sys.executable, "-m", "app.cli", "serve", "--ray", "--replicas", str(replicas),
-               "--port", str(free_port())]
+               "--port", str(free_port()), *(["--direct-ingress"] if direct else [])]
     env = {**os.environ, **SETTINGS, "LAYERSCOPE_MODELS": models,
            "LAYERSCOPE_ALEXNET_WEIGHTS": str(alexnet_weights()), "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -51,6 +53,10 @@ def ray_serve(replicas: int, models: str, timeout_s: float = 300.0) -> Iterator[
             match = READY.search(line)
             if match:
                 found.append(match[1])
+                if not direct:
+                    ready.set()
+            if direct and (match := DIRECT.search(line)):
+                found.extend(match[1].split(", "))
                 ready.set()
 
     reader = threading.Thread(target=read, daemon=True)
@@ -58,7 +64,7 @@ def ray_serve(replicas: int, models: str, timeout_s: float = 300.0) -> Iterator[
     try:
         if not ready.wait(timeout_s):
             raise RuntimeError(f"serve --ray not ready after {timeout_s} s")
-        yield found[0]
+        yield found
     finally:
         process.terminate()  # SIGTERM: removes the app, stops Serve and its Ray instance
         try:
@@ -71,7 +77,11 @@ def ray_serve(replicas: int, models: str, timeout_s: float = 300.0) -> Iterator[
             process.stdout.close()
 
 
-def per_request(config: Config, model: str, plain: Client, served: Client, pool: list[bytes]) -> Row:
+def per_request(
+    config: Config, model: str, plain: Client, proxy: Client, direct: Client, pool: list[bytes]
+) -> list[Row]:
+    """One replica through Serve's proxy and answering by itself (direct ingress), against plain
+    uvicorn, the three interleaved."""
     fresh = itertools.cycle(pool)
 
     def post(client: Client) -> object:
@@ -79,12 +89,17 @@ def per_request(config: Config, model: str, plain: Client, served: Client, pool:
         response.raise_for_status()
         return response.content
 
-    times = interleaved({"uvicorn": lambda: post(plain), "serve": lambda: post(served)}, config.reps * 2)
-    base, ray = median_ms(times["uvicorn"]), median_ms(times["serve"])
-    return Row("scale", model, "Ray Serve, 1 replica: per request, against plain uvicorn", ms=ray,
-               best_ms=min(times["serve"]) * 1000, ratio=ray / base, target=f"<= {SERVE_TARGET}x",
-               status=judge(ray / base <= SERVE_TARGET),
-               note=f"uvicorn {base:.1f} ms; 640x480 JPEG, cache off; ratio to uvicorn, not to the bare pass")
+    times = interleaved({"uvicorn": lambda: post(plain), "proxy": lambda: post(proxy),
+                         "direct": lambda: post(direct)}, config.reps * 2)
+    base = median_ms(times["uvicorn"])
+    rows = []
+    for key, row in (("proxy", "through its HTTP proxy"), ("direct", "direct ingress (--direct-ingress)")):
+        ms = median_ms(times[key])
+        rows.append(Row("scale", model, f"Ray Serve, 1 replica, {row}: per request, against plain uvicorn", ms=ms,
+                        best_ms=min(times[key]) * 1000, ratio=ms / base, target=f"<= {SERVE_TARGET}x",
+                        status=judge(ms / base <= SERVE_TARGET),
+                        note=f"uvicorn {base:.1f} ms; 640x480 JPEG, cache off; ratio to uvicorn, not to the bare pass"))
+    return rows
 
 
 def throughput_row(config: Config, url: str, replicas: int, pool: list[bytes]) -> Row:
@@ -103,10 +118,12 @@ def run(config: Config) -> list[Row]:
     pool = pictures()
     started = time.perf_counter()
     models = ",".join(config.models)
-    with serve(models=models, cache_entries="0", client_inflight="0") as plain, ray_serve(1, models) as url:
-        rows = [per_request(config, model, Client(plain.url), Client(url), pool) for model in config.models]
+    with serve(models=models, cache_entries="0", client_inflight="0") as plain, \
+            ray_serve(1, models, direct=True) as (url, direct):
+        rows = [row for model in config.models
+                for row in per_request(config, model, Client(plain.url), Client(url), Client(direct), pool)]
         rows.append(throughput_row(config, url, 1, pool))
-    with ray_serve(2, "tiny") as url:
+    with ray_serve(2, "tiny") as (url,):
         rows.append(throughput_row(config, url, 2, pool))
     rows[-1].note += f"; the group took {time.perf_counter() - started:.0f} s with three server starts"
     return rows

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from types import FrameType
 
@@ -24,10 +25,12 @@ import ray
 from ray import serve
 from ray.serve.exceptions import RayServeException
 
-from app.scale.deployment import APP_NAME, Scaling, application
+from app.scale.deployment import APP_NAME, REPLICA_HEADER, Scaling, application
 from app.settings import Settings
 
 OBJECT_STORE_BYTES = 128 * 1024 * 1024
+# Ports past the replicas' own that direct_urls also asks, in case some were taken already.
+DIRECT_SLACK = 16
 
 
 class Stop(BaseException):
@@ -73,10 +76,39 @@ def take_down(started: bool) -> None:
             ray.shutdown()
 
 
+def direct_urls(settings: Settings, replicas: int, timeout_s: float = 60.0) -> list[str]:
+    """The replicas' own addresses under Serve's direct ingress: the ports from ``settings.port + 1``
+    on whose /healthz answers as a LayerScope replica (X-LayerScope-Replica), up to ``replicas``.
+
+    Serve picks each replica's port (the first free one in its range) without saying which,
+    so they are found by asking; a port held by anything else does not answer as a replica.
+    """
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    found: dict[int, str] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(found) < replicas and time.monotonic() < deadline:
+        for port in range(settings.port + 1, settings.port + 1 + replicas + DIRECT_SLACK):
+            if port in found:
+                continue
+            try:
+                with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=1) as response:
+                    if response.headers.get(REPLICA_HEADER.decode()):
+                        found[port] = f"http://{host}:{port}"
+            except (OSError, ValueError):
+                continue
+        if len(found) < replicas:
+            time.sleep(0.25)
+    return [found[port] for port in sorted(found)]
+
+
 def serve_on_ray(
-    settings: Settings, address: str | None, scaling: Scaling, say: Callable[[str], None] = print
+    settings: Settings, address: str | None, scaling: Scaling, say: Callable[[str], None] = print,
+    *, direct: bool = False,
 ) -> int:
-    """Serve until SIGTERM or SIGINT; 0 once everything this process set up is taken down."""
+    """Serve until SIGTERM or SIGINT; 0 once everything this process set up is taken down.
+
+    ``direct``: Serve's direct ingress is on (the caller set it up): say where each replica
+    answers by itself, beside the proxy's address."""
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     started = False
     try:
@@ -87,6 +119,10 @@ def serve_on_ray(
         deploy(settings, scaling)
         where = ray.get_runtime_context().gcs_address
         say(f"LayerScope on Ray Serve at http://{settings.host}:{settings.port} (Ray at {where})")
+        if direct:
+            replicas = scaling.autoscale[0] if scaling.autoscale else (scaling.replicas or 1)
+            urls = direct_urls(settings, replicas)
+            say(f"Replicas answering directly (Serve's direct ingress): {', '.join(urls) or 'none found yet'}")
         sys.stdout.flush()
         while True:
             time.sleep(3600)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.cli import build_parser, main
+from app.cli import build_parser, direct_ingress_env, main
 from app.settings import Settings
 from tests.app.conftest import make_settings
 
@@ -89,10 +89,20 @@ def test_serve_flags(capsys: pytest.CaptureFixture[str]) -> None:
         ["serve", "--ray", "--autoscale", "3,1"],
         ["serve", "--ray", "--autoscale", "two"],
         ["serve", "--ray", "--replicas", "2", "--autoscale", "1,2"],
+        ["serve", "--direct-ingress"],  # without --ray
+        ["serve", "--ray", "--direct-ingress", "--ray-address", "10.0.0.1:6379"],  # a cluster's own setting
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("layerscope: error: "), argv
+
+
+def test_direct_ingress_puts_the_replicas_ports_past_the_proxys() -> None:
+    env = direct_ingress_env(8000)
+    assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
+    assert (env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"], env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"]) == (
+        "8001", "9000")
+    assert direct_ingress_env(65000)["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"] == "65535"
 
 
 def test_the_image_installs_cpu_torch_by_default_and_bakes_the_weights_asked_for() -> None:

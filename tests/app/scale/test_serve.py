@@ -376,3 +376,48 @@ def test_sigterm_removes_the_app_and_the_ray_instance_it_started(served: Served)
         probe.settimeout(1)
         probe.connect((gcs_host, int(gcs_port)))
     assert f"Deleting app ['{APP_NAME}']" in "".join(served.lines)
+
+
+DIRECT = re.compile(r"Replicas answering directly \(Serve's direct ingress\): (\S+)")
+
+
+def test_direct_ingress_replicas_answer_by_themselves(make_image: Callable[..., bytes]) -> None:
+    # Serve's direct ingress: besides the proxy, each replica answers HTTP on a port of its own
+    # (from --port + 1 on), with the same answers; SIGTERM still takes everything down.
+    port = free_port()
+    with ray_token() as auth:
+        env = {**os.environ, **auth, "LAYERSCOPE_MODELS": "tiny", "LAYERSCOPE_RATE_LIMIT": "0",
+               **{f"LAYERSCOPE_{k.upper()}": str(v) for k, v in KNOBS.items()}}
+        command = [sys.executable, "-m", "app.cli", "serve", "--ray", "--direct-ingress", "--port", str(port)]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
+        lines: list[str] = []
+        try:
+            assert process.stdout is not None
+            direct = None
+            deadline = time.monotonic() + 240
+            for line in process.stdout:
+                lines.append(line)
+                if match := DIRECT.search(line):
+                    direct = match[1]
+                    break
+                assert time.monotonic() < deadline, "".join(lines[-30:])
+            assert direct is not None and direct.startswith("http://127.0.0.1:"), "".join(lines[-30:])
+            assert int(direct.rsplit(":", 1)[1]) > port  # the first free port past the proxy's
+            picture = make_image(seed=5)
+            headers = {"content-type": "image/png"}
+            with httpx.Client(timeout=60) as client:
+                through_proxy = client.post(f"http://127.0.0.1:{port}{ACTIVATIONS}", content=picture, headers=headers)
+                by_itself = client.post(f"{direct}{ACTIVATIONS}", content=picture, headers=headers)
+                page = client.get(f"{direct}/")
+            assert through_proxy.status_code == by_itself.status_code == page.status_code == 200
+            assert without_timings(by_itself.json()) == without_timings(through_proxy.json())
+            assert replica_of(by_itself) == replica_of(through_proxy)  # the one replica, two ways in
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(90) == 0, "".join(lines[-30:])
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+            if process.stdout is not None:
+                process.stdout.close()
