@@ -59,6 +59,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def publish(monkeypatch: pytest.MonkeyPatch, name: str, url: str) -> None:
+    """Make ``url`` the published address of torchvision's ``name`` weights for this test: the
+    fetch command downloads from it, and its file name (with the sha256 prefix) is the one
+    looked for in the cache and checked against."""
+    from models.zoo import torchvision_zoo
+
+    real = torchvision_zoo.weights_url
+    monkeypatch.setattr(torchvision_zoo, "weights_url", lambda asked: url if asked == name else real(asked))
+
+
 def scene(width: int = 320, height: int = 240, seed: int = 0) -> Image.Image:
     """A deterministic picture with edges, gradients and colour, so activations are not flat."""
     g = torch.Generator().manual_seed(seed)

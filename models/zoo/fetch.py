@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from models.zoo import registry, verify
 from models.zoo import torchvision_zoo as zoo
+from models.zoo import verify
 
 # Seconds the download may wait for the server to answer or send the next chunk: a network
 # that drops packets silently would otherwise keep the command waiting for ever.
@@ -36,14 +36,8 @@ def fetch_alexnet() -> Path:
 
 
 def fetch_weights(name: str) -> Path:
-    """``name``'s verified weights file in torchvision's cache, downloaded first if it is not there.
-
-    AlexNet's published file is the registry's (its entry reads the same constant).
-    """
-    if name == "alexnet":
-        target, url = registry.alexnet_cache_path(), registry.ALEXNET_URL
-    else:
-        target, url = zoo.weights_file(name), zoo.weights_url(name)
+    """``name``'s verified weights file in torchvision's cache, downloaded first if it is not there."""
+    target, url = zoo.weights_file(name), zoo.weights_url(name)
     retry = RETRY.format(command=zoo.fetch_command(name))
     if target.exists():
         _check_cached(target, url, name)

@@ -27,14 +27,14 @@ from torchvision.transforms._presets import ImageClassification
 from models.layers import describe_layers
 from models.nets import MiniAlexNet, NetConfig, build_alexnet
 from models.zoo import custom, tinyweights, verify
+from models.zoo import torchvision_zoo as zoo
 from models.zoo.entry import ModelEntry, prepare_for_serving, unverified
 from models.zoo.imagenet import zoo_entry
 from models.zoo.torchvision_zoo import classification_models, read_state_dict
 
 WEIGHTS_DIR = tinyweights.WEIGHTS_DIR
 ALEXNET_WEIGHTS = AlexNet_Weights.IMAGENET1K_V1
-ALEXNET_URL = ALEXNET_WEIGHTS.url  # its file name carries the sha256 prefix the file must have
-FETCH_COMMAND = "layerscope fetch-weights alexnet"
+FETCH_COMMAND = zoo.fetch_command("alexnet")
 
 
 # ---------------------------------------------------------------- tiny
@@ -99,17 +99,11 @@ def _tiny(
 # ---------------------------------------------------------------- alexnet
 
 
-def alexnet_cache_path() -> Path:
-    """Where torchvision keeps the downloaded ImageNet weights (honours $TORCH_HOME)."""
-    filename = os.path.basename(ALEXNET_URL)
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
-
-
 def resolve_alexnet_weights(explicit: str | os.PathLike[str] | None) -> Path | None:
     """The weights file to use: the explicit setting, then torchvision's cache, else None."""
     if explicit:
         return Path(explicit)
-    cached = alexnet_cache_path()
+    cached = zoo.weights_file("alexnet")
     return cached if cached.exists() else None
 
 
@@ -140,7 +134,7 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
     if path is None:
         entry.unavailable_reason = (
             "The ImageNet weights are not on this machine (looked for LAYERSCOPE_ALEXNET_WEIGHTS "
-            f"and torchvision's cache at {alexnet_cache_path()})."
+            f"and torchvision's cache at {zoo.weights_file('alexnet')})."
         )
         entry.how_to_get = FETCH_COMMAND
         return entry
@@ -150,7 +144,8 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
         return entry
     network = build_alexnet()
     try:
-        check = verify.check_published(path, ALEXNET_URL)
+        # The published file name carries the sha256 prefix the file must have.
+        check = verify.check_published(path, zoo.weights_url("alexnet"))
         network.load_state_dict(read_state_dict(path))
     except Exception as exc:  # noqa: BLE001 - any unreadable file means "unavailable", not a crash
         entry.unavailable_reason = f"The weights file {path} could not be loaded ({type(exc).__name__})."

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from app.cli import JOBS, main
 from app.main import create_app
 from app.settings import Settings
-from models.zoo import fetch, registry, tinyweights
-from tests.conftest import free_port
+from models.zoo import fetch, tinyweights
+from tests.conftest import free_port, publish
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -173,7 +173,7 @@ def test_fetch_weights_downloads_with_progress_and_hash_check(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     # A published name that carries the stand-in file's own digest prefix, as torchvision's do.
     url = f"https://example.invalid/models/alexnet-owt-{WEIGHTS_SHA[:8]}.pth"
-    monkeypatch.setattr(registry, "ALEXNET_URL", url)
+    publish(monkeypatch, "alexnet", url)
     calls: list[dict[str, object]] = []
 
     def fake_download(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
@@ -237,7 +237,7 @@ def test_fetch_without_a_network_is_one_line(
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
     # The discard port on this machine: nothing listens, the connection is refused.
-    monkeypatch.setattr(registry, "ALEXNET_URL", "http://127.0.0.1:9/models/alexnet-owt-7be5be79.pth")
+    publish(monkeypatch, "alexnet", "http://127.0.0.1:9/models/alexnet-owt-7be5be79.pth")
     assert main(["fetch-weights", "alexnet"]) == 1
     line = one_error_line(capsys.readouterr().err)
     assert "could not download" in line and "fetch-weights alexnet" in line

@@ -11,7 +11,8 @@ from safetensors.torch import save_file
 from torchvision.models import AlexNet_Weights
 
 from models.zoo import tinyweights
-from models.zoo.registry import alexnet_cache_path, load_alexnet, load_registry, tiny_entry
+from models.zoo.registry import load_alexnet, load_registry, tiny_entry
+from models.zoo.torchvision_zoo import weights_file
 
 
 def test_explicit_file_wins(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -27,7 +28,7 @@ def test_explicit_file_wins(alexnet_weights: Path, monkeypatch: pytest.MonkeyPat
 
 def test_torchvision_cache_is_found(alexnet_weights: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    cached = alexnet_cache_path()
+    cached = weights_file("alexnet")
     assert cached == tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
     cached.parent.mkdir(parents=True)
     shutil.copy(alexnet_weights, cached)

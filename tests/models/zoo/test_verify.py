@@ -13,8 +13,9 @@ import pytest
 import torch
 from torchvision.models import AlexNet_Weights, alexnet
 
-from models.zoo import registry, tinyweights, verify
+from models.zoo import tinyweights, verify
 from models.zoo.registry import load_alexnet, tiny_entry
+from tests.conftest import publish
 
 TORCHVISION_NAME = "alexnet-owt-7be5be79.pth"
 AN_HOUR_AGO = time.time() - 3600
@@ -147,7 +148,7 @@ def test_a_file_with_the_published_name_and_digest_is_served_as_imagenet(
     # torchvision's real file is not on this machine: publish the test's own file instead.
     published = tampered.with_name(f"alexnet-owt-{digest(tampered)[:8]}.pth")
     tampered.rename(published)
-    monkeypatch.setattr(registry, "ALEXNET_URL", f"https://example.invalid/models/{published.name}")
+    publish(monkeypatch, "alexnet", f"https://example.invalid/models/{published.name}")
     entry = load_alexnet(None)
     assert entry.weights == verify.WeightsCheck(published.name, digest(published), True)
     assert entry.title == "AlexNet (ImageNet)" and entry.trained_on.startswith("ImageNet-1k")
