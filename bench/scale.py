@@ -102,6 +102,29 @@ def per_request(
     return rows
 
 
+def batching_rows(config: Config, model: str, plain: Client, direct: Client, pool: list[bytes]) -> list[Row]:
+    """8 clients against plain uvicorn and against one replica answering by itself, in turns
+    (two rounds each, alternating): the replica's engine micro-batches as uvicorn's does, so
+    the same throughput says batching works inside a replica as on one machine."""
+    seconds = 2.0 if config.quick else 5.0
+    totals = {"uvicorn": [0, 0.0], "replica": [0, 0.0]}
+    for client in (plain, direct):
+        load(client, model, pool, 2, 1.0)  # warm both
+    for _ in range(2):
+        for name, client in (("uvicorn", plain), ("replica", direct)):
+            answered, elapsed, _, _ = load(client, model, pool, 8, seconds)
+            totals[name][0] += answered
+            totals[name][1] += elapsed
+    rates = {name: answered / elapsed for name, (answered, elapsed) in totals.items()}
+    return [
+        Row("scale", model, "plain uvicorn: 8 clients", value=rates["uvicorn"], unit="req/s",
+            note=f"two {seconds:g} s rounds, alternating with the replica's"),
+        Row("scale", model, "Ray Serve, 1 replica, direct ingress: 8 clients", value=rates["replica"], unit="req/s",
+            ratio=rates["replica"] / rates["uvicorn"],
+            note="ratio to plain uvicorn's 8 clients: the engine's micro-batches inside a replica"),
+    ]
+
+
 def throughput_row(config: Config, url: str, replicas: int, pool: list[bytes]) -> Row:
     client = Client(url)
     seconds = 2.0 if config.quick else 6.0
@@ -122,6 +145,8 @@ def run(config: Config) -> list[Row]:
             ray_serve(1, models, direct=True) as (url, direct):
         rows = [row for model in config.models
                 for row in per_request(config, model, Client(plain.url), Client(url), Client(direct), pool)]
+        batched = "alexnet" if "alexnet" in config.models else config.models[0]
+        rows += batching_rows(config, batched, Client(plain.url), Client(direct), pool)
         rows.append(throughput_row(config, url, 1, pool))
     with ray_serve(2, "tiny") as (url,):
         rows.append(throughput_row(config, url, 2, pool))
