@@ -2,9 +2,10 @@
 // prediction), each model's layers of that stage in its own column, drawn by bands.js, each
 // layer with its receptive field, and hovering a map outlines its patch on that model's input.
 import { pruneDrawn, stageBlocks } from './bands.js';
-import { $, el, pct } from './dom.js';
+import { $, el } from './dom.js';
 import { layerDetail } from './explain.js';
 import { fill, t, texts } from './i18n.js';
+import { predictionParts } from './predictions.js';
 import { fieldOf, placeBox } from './rf.js';
 
 export const ROWS = ['input', 'edges', 'textures', 'parts', 'objects', 'prediction'];
@@ -38,14 +39,8 @@ function inputCell(side, key) {
 
 function predictionCell(side) {
   const list = el('ol', { class: 'predictions', 'data-testid': 'compare-predictions', 'aria-label': t('predictions_label', { k: side.result.predictions.length }) });
-  const best = side.result.predictions[0]?.probability || 1;
   side.result.predictions.forEach((p, rank) => {
-    const bar = el('span', { class: 'bar' });
-    bar.style.setProperty('--w', `${Math.max(1, (p.probability / best) * 100).toFixed(1)}%`);
-    list.append(el('li', { class: rank === 0 ? 'pred top' : 'pred' }, [
-      el('span', { class: 'pred-label', text: p.label }), el('span', { class: 'pred-pct', text: `${pct(p.probability)} %` }),
-      el('span', { class: 'track', 'aria-hidden': 'true' }, [bar]),
-    ]));
+    list.append(el('li', { class: rank === 0 ? 'pred top' : 'pred' }, predictionParts(p)));
   });
   const cells = [list];
   if (!side.model.trained) cells.push(el('p', { class: 'pred-note', text: t('untrained') }));

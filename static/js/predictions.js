@@ -2,19 +2,24 @@
 import { $, el, pct } from './dom.js';
 import { t } from './i18n.js';
 
+// One class's label, its percentage and a bar as long as its probability: a network that is
+// 0.5 % sure of its best guess shows a sliver, not a full bar.
+export function predictionParts(p) {
+  const bar = el('span', { class: 'bar' });
+  bar.style.setProperty('--w', `${Math.max(0.5, p.probability * 100).toFixed(1)}%`);
+  return [
+    el('span', { class: 'pred-label', text: p.label }),
+    el('span', { class: 'pred-pct', text: `${pct(p.probability)} %` }),
+    el('span', { class: 'track', 'aria-hidden': 'true' }, [bar]),
+  ];
+}
+
 export function renderPredictions(predictions, { trained = true, onPick = null } = {}) {
   const list = $('#predictions');
   list.replaceChildren();
   list.setAttribute('aria-label', t('predictions_label', { k: predictions.length }));
-  const best = predictions[0]?.probability || 1;
   predictions.forEach((p, rank) => {
-    const bar = el('span', { class: 'bar' });
-    bar.style.setProperty('--w', `${Math.max(1, (p.probability / best) * 100).toFixed(1)}%`);
-    const parts = [
-      el('span', { class: 'pred-label', text: p.label }),
-      el('span', { class: 'pred-pct', text: `${pct(p.probability)} %` }),
-      el('span', { class: 'track', 'aria-hidden': 'true' }, [bar]),
-    ];
+    const parts = predictionParts(p);
     let row = parts;
     if (onPick) {
       const button = el('button', {

@@ -1,18 +1,13 @@
 // What the taught head says: its classes beside the base model's own answer, and the units used.
 import { unit } from './api.js';
-import { $, el, num, pct } from './dom.js';
+import { $, el, num } from './dom.js';
 import { t } from './i18n.js';
+import { predictionParts } from './predictions.js';
 
 function bars(list, predictions) {
   list.replaceChildren();
   for (const [rank, p] of predictions.entries()) {
-    const bar = el('span', { class: 'bar' });
-    bar.style.setProperty('--w', `${Math.max(1, p.probability * 100).toFixed(1)}%`);
-    list.append(el('li', { class: rank === 0 ? 'pred top' : 'pred' }, [
-      el('span', { class: 'pred-label', text: p.label }),
-      el('span', { class: 'pred-pct', text: `${pct(p.probability)} %` }),
-      el('span', { class: 'track', 'aria-hidden': 'true' }, [bar]),
-    ]));
+    list.append(el('li', { class: rank === 0 ? 'pred top' : 'pred' }, predictionParts(p)));
   }
 }
 

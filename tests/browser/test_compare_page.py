@@ -55,16 +55,17 @@ def compare_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     stop_server(server)
 
 
-def reference_top(weights: dict[str, torch.Tensor]) -> list[str]:
-    """ResNet-18's top-5 labels for the photo: torchvision's network, its own transforms, softmax."""
+def reference_top(weights: dict[str, torch.Tensor]) -> list[tuple[str, float]]:
+    """ResNet-18's top-5 labels and probabilities for the photo: torchvision's network, its own
+    transforms, softmax."""
     network = get_model("resnet18", weights=None)
     network.load_state_dict(weights)
     network.eval()
     preset = ResNet18_Weights.IMAGENET1K_V1
     with torch.no_grad():
         logits = network(preset.transforms()(Image.open(PHOTO).convert("RGB")).unsqueeze(0))
-    top = torch.softmax(logits, 1)[0].topk(5).indices.tolist()
-    return [preset.meta["categories"][i] for i in top]
+    top = torch.softmax(logits, 1)[0].topk(5)
+    return [(preset.meta["categories"][i], p) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
 
 
 def compare_drawn(page: Any) -> None:
@@ -114,8 +115,16 @@ def test_tiny_and_resnet18_side_by_side(compare_server: tuple[str, dict[str, tor
     assert page.locator("#flow").is_hidden() and page.locator("#compare-view").is_visible()
     compare_drawn(page)
     assert_side_by_side(page, server)
-    labels = page.locator('.cmp-row[data-stage="prediction"] .cmp-cell[data-side="b"] .pred-label').all_text_contents()
-    assert labels == reference_top(weights)
+    predictions = page.locator('.cmp-row[data-stage="prediction"] .cmp-cell[data-side="b"] li.pred')
+    reference = reference_top(weights)
+    assert predictions.locator(".pred-label").all_text_contents() == [label for label, _ in reference]
+    # Each bar is as long as the probability: this untrained network's best guess is a sliver.
+    drawn = predictions.evaluate_all(
+        "rows => rows.map(r => r.querySelector('.bar').getBoundingClientRect().width"
+        " / r.querySelector('.track').getBoundingClientRect().width)"
+    )
+    for share, (_, probability) in zip(drawn, reference, strict=True):
+        assert abs(share - max(probability, 0.005)) < 0.003, (share, probability)
     # Pointing at a map of one network outlines its patch on that network's input only.
     page.locator('.cmp-row[data-stage="objects"] .cmp-cell[data-side="b"] .maps canvas').first.hover()
     assert page.locator('[data-rf="b"]').is_visible() and page.locator('[data-rf="a"]').is_hidden()

@@ -81,6 +81,14 @@ def test_upload_draws_every_band(server: str, page_factory: Any) -> None:
     assert predictions.count() == 5
     # The context asks for reduced motion: the bars must not animate.
     assert predictions.first.locator(".bar").evaluate("b => getComputedStyle(b).transitionDuration") == "0s"
+    # Each bar is as long as its probability (not scaled to the best guess), so an unsure
+    # network does not look sure.
+    shares = predictions.evaluate_all(
+        "rows => rows.map(r => [r.querySelector('.bar').getBoundingClientRect().width"
+        " / r.querySelector('.track').getBoundingClientRect().width, parseFloat(r.querySelector('.pred-pct').textContent)])"
+    )
+    for drawn, percent in shares:
+        assert abs(drawn - max(percent, 0.5) / 100) < 0.01, (drawn, percent)
     size = page.evaluate("fetch('/api/v1/models').then(r => r.json()).then(j => j.models[0].input_size)")
     assert page.locator("#seen").evaluate("img => img.complete && img.naturalWidth") == size
     duration = page.evaluate("performance.measure('ls:chosen-to-drawn', 'ls:file-chosen', 'ls:bands-drawn').duration")
