@@ -85,7 +85,8 @@ def test_upload_draws_every_band(server: str, page_factory: Any) -> None:
     # network does not look sure.
     shares = predictions.evaluate_all(
         "rows => rows.map(r => [r.querySelector('.bar').getBoundingClientRect().width"
-        " / r.querySelector('.track').getBoundingClientRect().width, parseFloat(r.querySelector('.pred-pct').textContent)])"
+        " / r.querySelector('.track').getBoundingClientRect().width,"
+        " parseFloat(r.querySelector('.pred-pct').textContent)])"
     )
     for drawn, percent in shares:
         assert abs(drawn - max(percent, 0.5) / 100) < 0.01, (drawn, percent)
