@@ -10,6 +10,7 @@ usage error (as argparse's) or 1 for a failure while working.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
 import logging
@@ -331,10 +332,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _zoo_names() -> tuple[str, ...]:
+def _zoo_name(text: str) -> str:
+    """A torchvision classifier's name; anything else is one line with the closest names."""
     from models.zoo.torchvision_zoo import classification_models
 
-    return classification_models()
+    names = classification_models()
+    if text in names:
+        return text
+    close = difflib.get_close_matches(text, names, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise argparse.ArgumentTypeError(
+        f"no torchvision classifier is called {text!r}{hint}; `layerscope models --all` lists them"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -376,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.set_defaults(func=cmd_extract)
 
     fetch = sub.add_parser("fetch-weights", help="download model weights (with a progress bar)")
-    fetch.add_argument("model", choices=_zoo_names(), metavar="MODEL", help="a torchvision name, e.g. resnet18")
+    fetch.add_argument("model", type=_zoo_name, metavar="MODEL", help="a torchvision name, e.g. resnet18")
     fetch.set_defaults(func=cmd_fetch)
 
     for job, (_, text) in JOBS.items():
