@@ -107,7 +107,7 @@ def test_the_real_urls_carry_their_hash_prefix(
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["fetch-weights", "resnet9000"], "invalid choice: 'resnet9000'"),
+        (["fetch-weights", "resnet9000"], "no torchvision classifier is called 'resnet9000'"),
         (["serve", "--config", "/nope/own.toml"], "the configuration file /nope/own.toml does not exist"),
         (["models", "--config", "{bad}"], "is not valid TOML"),
         (["serve", "--model", "mine"], "unknown model 'mine'"),
