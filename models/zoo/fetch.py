@@ -30,11 +30,6 @@ class FetchError(RuntimeError):
         super().__init__(f"{what}; {todo}")
 
 
-def fetch_alexnet() -> Path:
-    """AlexNet's verified weights file in torchvision's cache, downloaded first if it is not there."""
-    return fetch_weights("alexnet")
-
-
 def fetch_weights(name: str) -> Path:
     """``name``'s verified weights file in torchvision's cache, downloaded first if it is not there."""
     target, url = zoo.weights_file(name), zoo.weights_url(name)

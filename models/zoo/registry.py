@@ -30,7 +30,6 @@ from models.zoo import custom, tinyweights, verify
 from models.zoo import torchvision_zoo as zoo
 from models.zoo.entry import ModelEntry, prepare_for_serving, unverified
 from models.zoo.imagenet import zoo_entry
-from models.zoo.torchvision_zoo import classification_models, read_state_dict
 
 WEIGHTS_DIR = tinyweights.WEIGHTS_DIR
 ALEXNET_WEIGHTS = AlexNet_Weights.IMAGENET1K_V1
@@ -146,7 +145,7 @@ def load_alexnet(weights_path: str | os.PathLike[str] | None = None) -> ModelEnt
     try:
         # The published file name carries the sha256 prefix the file must have.
         check = verify.check_published(path, zoo.weights_url("alexnet"))
-        network.load_state_dict(read_state_dict(path))
+        network.load_state_dict(zoo.read_state_dict(path))
     except Exception as exc:  # noqa: BLE001 - any unreadable file means "unavailable", not a crash
         entry.unavailable_reason = f"The weights file {path} could not be loaded ({type(exc).__name__})."
         entry.how_to_get = FETCH_COMMAND
@@ -169,7 +168,7 @@ def _loaders(
     are always built at once.
     """
     loaders: dict[str, Callable[[], ModelEntry]] = {"tiny": tiny_entry}
-    for name in classification_models():
+    for name in zoo.classification_models():
         zoo_loader = partial(zoo_entry, name, lazy=lazy)
         loaders[name] = (lambda: load_alexnet(alexnet_weights)) if name == "alexnet" else zoo_loader
     return loaders

@@ -200,7 +200,7 @@ def test_the_real_alexnet_url_carries_its_hash_prefix(monkeypatch: pytest.Monkey
         Path(dst).write_bytes(WEIGHTS)
 
     monkeypatch.setattr(fetch.torch.hub, "download_url_to_file", fake_download)
-    assert fetch.fetch_alexnet() == tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    assert fetch.fetch_weights("alexnet") == tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
     assert seen == [("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "7be5be79")]
 
 
