@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 
+from app.scale.ingress import HAPROXY_FLAG, INGRESSES, blind_limits, direct_ingress_env, haproxy_env
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"choose one of: {', '.join(settings.model_ids)}",
             USAGE,
         )
-    if args.ray or args.ray_address or args.replicas or args.autoscale or args.direct_ingress:
+    if args.ray or args.ray_address or args.replicas or args.autoscale or args.direct_ingress or args.ingress:
         return _serve_on_ray(args, settings)
     _check_listen(settings.host, settings.port)
     _say_on_stderr()
@@ -185,18 +186,32 @@ def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:
     """``serve --ray``: the same app through Ray Serve (app/scale/)."""
     if not args.ray:
         raise CommandError(
-            "--ray-address, --replicas, --autoscale and --direct-ingress go with --ray; add --ray", USAGE
+            "--ray-address, --replicas, --autoscale, --ingress and --direct-ingress go with --ray; add --ray", USAGE
         )
-    if args.direct_ingress and args.ray_address:
+    # RAY_SERVE_ENABLE_HA_PROXY=1 in the environment asks for HAProxy as --ingress haproxy does.
+    haproxy = (args.ingress or ("haproxy" if os.environ.get(HAPROXY_FLAG) == "1" else "proxy")) == "haproxy"
+    if (args.direct_ingress or haproxy) and args.ray_address:
+        flag = "--ingress haproxy" if haproxy else "--direct-ingress"
+        variable = HAPROXY_FLAG if haproxy else "RAY_SERVE_ENABLE_DIRECT_INGRESS"
         raise CommandError(
-            "--direct-ingress sets up the Ray instance this command starts; on a cluster, set "
-            "RAY_SERVE_ENABLE_DIRECT_INGRESS=1 in its nodes' environment (docs/DEPLOY.md)", USAGE,
+            f"{flag} sets up the Ray instance this command starts; on a cluster, set "
+            f"{variable}=1 in its nodes' environment (docs/DEPLOY.md)", USAGE,
+        )
+    if haproxy and (blind := blind_limits(settings)):
+        raise CommandError(
+            "--ingress haproxy: Serve's HAProxy sends no client address, so the per-client limits "
+            f"({', '.join(blind)}) would count every client as one; set them to 0, or name the "
+            "proxy in front that sets X-Forwarded-For in LAYERSCOPE_TRUSTED_PROXIES (docs/DEPLOY.md)", USAGE,
         )
     if not args.ray_address:
         _check_listen(settings.host, settings.port)  # a cluster's proxies listen on its own nodes
-    if args.direct_ingress:
-        # Read by Serve's controller and replicas when they start, in the Ray instance started here.
-        os.environ.update(direct_ingress_env(settings.port))
+    # Read by Serve's controller and replicas when they start, in the Ray instance started here.
+    if haproxy:
+        os.environ.update(haproxy_env(settings.port))
+    else:
+        os.environ.pop(HAPROXY_FLAG, None)
+        if args.direct_ingress:
+            os.environ.update(direct_ingress_env(settings.port))
     try:
         from app.scale.deployment import Scaling
         from app.scale.run import serve_on_ray
@@ -205,24 +220,10 @@ def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:
     _say_on_stderr()
     try:
         scaling = Scaling(args.replicas or 1, args.autoscale)
-        return serve_on_ray(settings, args.ray_address, scaling, direct=args.direct_ingress)
+        return serve_on_ray(settings, args.ray_address, scaling, direct=args.direct_ingress or haproxy)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CommandError(f"Ray Serve did not start the app ({reason}); check --ray-address and the log") from exc
-
-
-def direct_ingress_env(port: int) -> dict[str, str]:
-    """Serve's direct ingress for a Ray instance started here: each replica answers HTTP on a
-    port of its own, the first free ones from ``port + 1`` (gRPC from Serve's own default)."""
-    first = port + 1
-    return {
-        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
-        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(first),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(min(65535, first + 999)),
-        # Serve keeps a stopping replica's port open this long for a load balancer to notice;
-        # here nothing balances in front of it (its requests in flight still drain).
-        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
-    }
 
 
 def _replicas(text: str) -> int:
@@ -362,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--direct-ingress", action="store_true",
         help="with --ray: each replica also answers HTTP itself, from --port + 1 on "
         "(Serve's direct ingress: no proxy hop)",
+    )
+    serve.add_argument(
+        "--ingress", choices=INGRESSES,
+        help="with --ray: what answers at --port: Serve's HTTP proxy (proxy, the default) or Serve's "
+        "HAProxy (faster; needs the per-client limits off or a trusted proxy in front)",
     )
     scaling = serve.add_mutually_exclusive_group()
     scaling.add_argument("--replicas", type=_replicas, metavar="N", help="with --ray: N replicas (default 1)")

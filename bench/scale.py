@@ -1,9 +1,10 @@
 """Ray Serve rows: Serve's per-request cost against plain uvicorn, and 1 and 2 replicas.
 
 - per request, for each model: the same 640x480 JPEGs (distinct each time, result cache off)
-  POSTed one at a time to a plain uvicorn server and to ``layerscope serve --ray --replicas 1``,
-  both running, interleaved; ratio = Serve's median / uvicorn's. What Serve adds is its
-  HTTP proxy and the hop to the replica.
+  POSTed one at a time to a plain uvicorn server and to ``layerscope serve --ray --replicas 1``
+  three ways in: Serve's HTTP proxy, the replica's own port (direct ingress) and, from a second
+  ``serve --ray --ingress haproxy``, Serve's HAProxy; all running, interleaved; ratio = each
+  median / uvicorn's. What Serve adds is the hop through its proxy to the replica.
 - throughput: 4 client threads for a fixed time against 1 and then 2 replicas (two
   ``serve --ray`` starts), retrying on 503 as bench/http.py does. On a 2-core machine the
   replicas share the same cores, so the second replica shows Serve's overhead, not a
@@ -31,15 +32,19 @@ SERVE_TARGET = 1.15
 READY = re.compile(r"LayerScope on Ray Serve at (\S+)")
 DIRECT = re.compile(r"Replicas answering directly \(Serve's direct ingress\): (.+)$")
 SETTINGS = {"LAYERSCOPE_CACHE_ENTRIES": "0", "LAYERSCOPE_RATE_LIMIT": "0", "LAYERSCOPE_RATE_LIMIT_KEYED": "0",
-            "LAYERSCOPE_CLIENT_INFLIGHT": "0"}
+            "LAYERSCOPE_CLIENT_INFLIGHT": "0", "LAYERSCOPE_CLIENT_HEAVY": "0"}
 
 
 @contextmanager
-def ray_serve(replicas: int, models: str, timeout_s: float = 300.0, direct: bool = False) -> Iterator[list[str]]:
+def ray_serve(
+    replicas: int, models: str, timeout_s: float = 300.0, direct: bool = False, haproxy: bool = False
+) -> Iterator[list[str]]:
     """``layerscope serve --ray --replicas N`` (its own local Ray) until it says where it listens:
-    the proxy's address, then with ``direct`` (``--direct-ingress``) each replica's own."""
+    the proxy's address, then with ``direct`` (``--direct-ingress``) each replica's own.
+    ``haproxy``: ``--ingress haproxy`` (which needs the per-client limits off: they are)."""
     command = [sys.executable, "-m", "app.cli", "serve", "--ray", "--replicas", str(replicas),
-               "--port", str(free_port()), *(["--direct-ingress"] if direct else [])]
+               "--port", str(free_port()), *(["--direct-ingress"] if direct else []),
+               *(["--ingress", "haproxy"] if haproxy else [])]
     env = {**os.environ, **SETTINGS, "LAYERSCOPE_MODELS": models,
            "LAYERSCOPE_ALEXNET_WEIGHTS": str(alexnet_weights()), "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -78,10 +83,10 @@ def ray_serve(replicas: int, models: str, timeout_s: float = 300.0, direct: bool
 
 
 def per_request(
-    config: Config, model: str, plain: Client, proxy: Client, direct: Client, pool: list[bytes]
+    config: Config, model: str, plain: Client, proxy: Client, direct: Client, haproxy: Client, pool: list[bytes]
 ) -> list[Row]:
-    """One replica through Serve's proxy and answering by itself (direct ingress), against plain
-    uvicorn, the three interleaved."""
+    """One replica through Serve's proxy, answering by itself (direct ingress) and behind
+    Serve's HAProxy, against plain uvicorn, the four interleaved."""
     fresh = itertools.cycle(pool)
 
     def post(client: Client) -> object:
@@ -90,10 +95,11 @@ def per_request(
         return response.content
 
     times = interleaved({"uvicorn": lambda: post(plain), "proxy": lambda: post(proxy),
-                         "direct": lambda: post(direct)}, config.reps * 2)
+                         "direct": lambda: post(direct), "haproxy": lambda: post(haproxy)}, config.reps * 2)
     base = median_ms(times["uvicorn"])
     rows = []
-    for key, row in (("proxy", "through its HTTP proxy"), ("direct", "direct ingress (--direct-ingress)")):
+    for key, row in (("proxy", "through its HTTP proxy"), ("direct", "direct ingress (--direct-ingress)"),
+                     ("haproxy", "through its HAProxy (--ingress haproxy)")):
         ms = median_ms(times[key])
         rows.append(Row("scale", model, f"Ray Serve, 1 replica, {row}: per request, against plain uvicorn", ms=ms,
                         best_ms=min(times[key]) * 1000, ratio=ms / base, target=f"<= {SERVE_TARGET}x",
@@ -142,9 +148,11 @@ def run(config: Config) -> list[Row]:
     started = time.perf_counter()
     models = ",".join(config.models)
     with serve(models=models, cache_entries="0", client_inflight="0") as plain, \
-            ray_serve(1, models, direct=True) as (url, direct):
+            ray_serve(1, models, direct=True) as (url, direct), \
+            ray_serve(1, models, haproxy=True) as (haproxy,):
         rows = [row for model in config.models
-                for row in per_request(config, model, Client(plain.url), Client(url), Client(direct), pool)]
+                for row in per_request(config, model, Client(plain.url), Client(url), Client(direct),
+                                       Client(haproxy), pool)]
         batched = "alexnet" if "alexnet" in config.models else config.models[0]
         rows += batching_rows(config, batched, Client(plain.url), Client(direct), pool)
         rows.append(throughput_row(config, url, 1, pool))

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.cli import build_parser, direct_ingress_env, main
+from app.cli import build_parser, main
+from app.scale.ingress import blind_limits, direct_ingress_env, haproxy_env
 from app.settings import Settings
 from tests.app.conftest import make_settings
 
@@ -91,10 +92,48 @@ def test_serve_flags(capsys: pytest.CaptureFixture[str]) -> None:
         ["serve", "--ray", "--replicas", "2", "--autoscale", "1,2"],
         ["serve", "--direct-ingress"],  # without --ray
         ["serve", "--ray", "--direct-ingress", "--ray-address", "10.0.0.1:6379"],  # a cluster's own setting
+        ["serve", "--ray", "--ingress", "haproxy", "--ray-address", "10.0.0.1:6379"],
+        ["serve", "--ray", "--ingress", "nginx"],
+        ["serve", "--ingress", "haproxy"],  # without --ray
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("layerscope: error: "), argv
+
+
+@pytest.mark.parametrize("limit", ["LAYERSCOPE_RATE_LIMIT", "LAYERSCOPE_CLIENT_INFLIGHT", "LAYERSCOPE_CLIENT_HEAVY"])
+def test_haproxy_is_refused_while_a_limit_counts_client_addresses_it_hides(
+    limit: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Serve's HAProxy adds no X-Forwarded-For: behind it every client has HAProxy's address.
+    for name in ("LAYERSCOPE_RATE_LIMIT", "LAYERSCOPE_CLIENT_INFLIGHT", "LAYERSCOPE_CLIENT_HEAVY"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setenv(limit, "5")
+    monkeypatch.delenv("LAYERSCOPE_TRUSTED_PROXIES", raising=False)
+    for argv, env in ((["serve", "--ray", "--ingress", "haproxy"], {}),
+                      (["serve", "--ray"], {"RAY_SERVE_ENABLE_HA_PROXY": "1"})):
+        with monkeypatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("layerscope: error: --ingress haproxy: "), err
+        assert limit in err and "LAYERSCOPE_TRUSTED_PROXIES" in err
+
+
+def test_blind_limits_names_the_address_limits_that_are_on_unless_a_proxy_is_trusted() -> None:
+    on = make_settings(rate_limit=10, client_inflight=4, client_heavy=0, rate_limit_keyed=100)
+    assert blind_limits(on) == ["LAYERSCOPE_RATE_LIMIT", "LAYERSCOPE_CLIENT_INFLIGHT"]
+    assert blind_limits(make_settings(rate_limit=0, client_inflight=0, client_heavy=0, rate_limit_keyed=100)) == []
+    assert blind_limits(make_settings(rate_limit=10, trusted_proxies="10.0.0.0/8")) == []
+
+
+def test_haproxy_env_turns_on_direct_ingress_and_moves_haproxys_own_ports() -> None:
+    env = haproxy_env(8000)
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    assert {k: v for k, v in env.items() if k in direct_ingress_env(8000)} == direct_ingress_env(8000)
+    ports = {int(env["RAY_SERVE_HAPROXY_STATS_PORT"]), int(env["RAY_SERVE_HAPROXY_METRICS_PORT"])}
+    assert len(ports) == 2 and not ports & {8000, 8404, 9101}
 
 
 def test_direct_ingress_puts_the_replicas_ports_past_the_proxys() -> None:

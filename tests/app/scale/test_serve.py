@@ -421,3 +421,63 @@ def test_direct_ingress_replicas_answer_by_themselves(make_image: Callable[..., 
                 process.wait(10)
             if process.stdout is not None:
                 process.stdout.close()
+
+
+def test_haproxy_ingress_spreads_pictures_over_the_replicas_and_leaves_nothing_behind(
+    make_image: Callable[..., bytes],
+) -> None:
+    # Serve's HAProxy at --port, over two replicas' own ports: a plain server's answers, both
+    # replicas answering, the page; SIGTERM ends everything, HAProxy's process included.
+    port = free_port()
+    off = {"LAYERSCOPE_RATE_LIMIT": "0", "LAYERSCOPE_CLIENT_INFLIGHT": "0", "LAYERSCOPE_CLIENT_HEAVY": "0"}
+    picture = make_image(seed=7)
+    headers = {"content-type": "image/png"}
+    with TestClient(create_app(make_settings(**KNOBS))) as plain:
+        expected = plain.post(ACTIVATIONS, content=picture, headers=headers)
+        page = plain.get("/")
+    with ray_token() as auth:
+        env = {**os.environ, **auth, **off, "LAYERSCOPE_MODELS": "tiny",
+               **{f"LAYERSCOPE_{k.upper()}": str(v) for k, v in KNOBS.items()}}
+        command = [sys.executable, "-m", "app.cli", "serve", "--ray", "--ingress", "haproxy", "--replicas", "2",
+                   "--port", str(port)]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
+        lines: list[str] = []
+        try:
+            assert process.stdout is not None
+            direct = None
+            deadline = time.monotonic() + 240
+            for line in process.stdout:
+                lines.append(line)
+                if match := DIRECT.search(line):
+                    direct = match[1]
+                    break
+                assert time.monotonic() < deadline, "".join(lines[-30:])
+            assert direct is not None, "".join(lines[-30:])
+            haproxy = {pid for pid in descendants(process.pid)
+                         if "haproxy" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")}
+            assert haproxy, "HAProxy runs below serve --ray"
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                answers = [client.post(ACTIVATIONS, content=picture, headers=headers) for _ in range(6)]
+                served_page = client.get("/")
+            assert expected.status_code == 200 and {r.status_code for r in answers} == {200}
+            for answer in answers:
+                assert without_timings(answer.json()) == without_timings(expected.json())
+            assert len({replica_of(r) for r in answers}) == 2  # HAProxy spreads them
+            assert served_page.status_code == 200 and served_page.text == page.text
+            below = descendants(process.pid)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(90) == 0, "".join(lines[-30:])
+            deadline = time.monotonic() + 30
+            while any(alive(pid) for pid in below):
+                assert time.monotonic() < deadline, [pid for pid in below if alive(pid)]
+                time.sleep(0.2)
+            with socket.socket() as probe, pytest.raises(OSError):
+                probe.settimeout(1)
+                probe.connect(("127.0.0.1", port))
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+            if process.stdout is not None:
+                process.stdout.close()
