@@ -381,14 +381,21 @@ def test_sigterm_removes_the_app_and_the_ray_instance_it_started(served: Served)
 DIRECT = re.compile(r"Replicas answering directly \(Serve's direct ingress\): (\S+)")
 
 
-def test_direct_ingress_replicas_answer_by_themselves(make_image: Callable[..., bytes]) -> None:
-    # Serve's direct ingress: besides the proxy, each replica answers HTTP on a port of its own
-    # (from --port + 1 on), with the same answers; SIGTERM still takes everything down.
-    port = free_port()
+@dataclass
+class Started:
+    process: subprocess.Popen[str]
+    direct: str  # the first replica's own address
+    lines: list[str]
+
+
+@contextmanager
+def serve_until_direct(flags: list[str], port: int, env: dict[str, str]) -> Iterator[Started]:
+    """``serve --ray <flags> --port <port>`` (its own Ray, with the test's token) until it says
+    where the replicas answer by themselves; killed at the end if a test left it running."""
     with ray_token() as auth:
-        env = {**os.environ, **auth, "LAYERSCOPE_MODELS": "tiny", "LAYERSCOPE_RATE_LIMIT": "0",
-               **{f"LAYERSCOPE_{k.upper()}": str(v) for k, v in KNOBS.items()}}
-        command = [sys.executable, "-m", "app.cli", "serve", "--ray", "--direct-ingress", "--port", str(port)]
+        env = {**os.environ, **auth, "LAYERSCOPE_MODELS": "tiny",
+               **{f"LAYERSCOPE_{k.upper()}": str(v) for k, v in KNOBS.items()}, **env}
+        command = [sys.executable, "-m", "app.cli", "serve", "--ray", *flags, "--port", str(port)]
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    start_new_session=True)
         lines: list[str] = []
@@ -403,24 +410,32 @@ def test_direct_ingress_replicas_answer_by_themselves(make_image: Callable[..., 
                     break
                 assert time.monotonic() < deadline, "".join(lines[-30:])
             assert direct is not None and direct.startswith("http://127.0.0.1:"), "".join(lines[-30:])
-            assert int(direct.rsplit(":", 1)[1]) > port  # the first free port past the proxy's
-            picture = make_image(seed=5)
-            headers = {"content-type": "image/png"}
-            with httpx.Client(timeout=60) as client:
-                through_proxy = client.post(f"http://127.0.0.1:{port}{ACTIVATIONS}", content=picture, headers=headers)
-                by_itself = client.post(f"{direct}{ACTIVATIONS}", content=picture, headers=headers)
-                page = client.get(f"{direct}/")
-            assert through_proxy.status_code == by_itself.status_code == page.status_code == 200
-            assert without_timings(by_itself.json()) == without_timings(through_proxy.json())
-            assert replica_of(by_itself) == replica_of(through_proxy)  # the one replica, two ways in
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(90) == 0, "".join(lines[-30:])
+            yield Started(process, direct, lines)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
             if process.stdout is not None:
                 process.stdout.close()
+
+
+def test_direct_ingress_replicas_answer_by_themselves(make_image: Callable[..., bytes]) -> None:
+    # Serve's direct ingress: besides the proxy, each replica answers HTTP on a port of its own
+    # (from --port + 1 on), with the same answers; SIGTERM still takes everything down.
+    port = free_port()
+    with serve_until_direct(["--direct-ingress"], port, {"LAYERSCOPE_RATE_LIMIT": "0"}) as started:
+        assert int(started.direct.rsplit(":", 1)[1]) > port  # the first free port past the proxy's
+        picture = make_image(seed=5)
+        headers = {"content-type": "image/png"}
+        with httpx.Client(timeout=60) as client:
+            through_proxy = client.post(f"http://127.0.0.1:{port}{ACTIVATIONS}", content=picture, headers=headers)
+            by_itself = client.post(f"{started.direct}{ACTIVATIONS}", content=picture, headers=headers)
+            page = client.get(f"{started.direct}/")
+        assert through_proxy.status_code == by_itself.status_code == page.status_code == 200
+        assert without_timings(by_itself.json()) == without_timings(through_proxy.json())
+        assert replica_of(by_itself) == replica_of(through_proxy)  # the one replica, two ways in
+        started.process.send_signal(signal.SIGTERM)
+        assert started.process.wait(90) == 0, "".join(started.lines[-30:])
 
 
 def test_haproxy_ingress_spreads_pictures_over_the_replicas_and_leaves_nothing_behind(
@@ -435,49 +450,25 @@ def test_haproxy_ingress_spreads_pictures_over_the_replicas_and_leaves_nothing_b
     with TestClient(create_app(make_settings(**KNOBS))) as plain:
         expected = plain.post(ACTIVATIONS, content=picture, headers=headers)
         page = plain.get("/")
-    with ray_token() as auth:
-        env = {**os.environ, **auth, **off, "LAYERSCOPE_MODELS": "tiny",
-               **{f"LAYERSCOPE_{k.upper()}": str(v) for k, v in KNOBS.items()}}
-        command = [sys.executable, "-m", "app.cli", "serve", "--ray", "--ingress", "haproxy", "--replicas", "2",
-                   "--port", str(port)]
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   start_new_session=True)
-        lines: list[str] = []
-        try:
-            assert process.stdout is not None
-            direct = None
-            deadline = time.monotonic() + 240
-            for line in process.stdout:
-                lines.append(line)
-                if match := DIRECT.search(line):
-                    direct = match[1]
-                    break
-                assert time.monotonic() < deadline, "".join(lines[-30:])
-            assert direct is not None, "".join(lines[-30:])
-            haproxy = {pid for pid in descendants(process.pid)
-                         if "haproxy" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")}
-            assert haproxy, "HAProxy runs below serve --ray"
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-                answers = [client.post(ACTIVATIONS, content=picture, headers=headers) for _ in range(6)]
-                served_page = client.get("/")
-            assert expected.status_code == 200 and {r.status_code for r in answers} == {200}
-            for answer in answers:
-                assert without_timings(answer.json()) == without_timings(expected.json())
-            assert len({replica_of(r) for r in answers}) == 2  # HAProxy spreads them
-            assert served_page.status_code == 200 and served_page.text == page.text
-            below = descendants(process.pid)
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(90) == 0, "".join(lines[-30:])
-            deadline = time.monotonic() + 30
-            while any(alive(pid) for pid in below):
-                assert time.monotonic() < deadline, [pid for pid in below if alive(pid)]
-                time.sleep(0.2)
-            with socket.socket() as probe, pytest.raises(OSError):
-                probe.settimeout(1)
-                probe.connect(("127.0.0.1", port))
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-            if process.stdout is not None:
-                process.stdout.close()
+    with serve_until_direct(["--ingress", "haproxy", "--replicas", "2"], port, off) as started:
+        haproxy = {pid for pid in descendants(started.process.pid)
+                   if "haproxy" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")}
+        assert haproxy, "HAProxy runs below serve --ray"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            answers = [client.post(ACTIVATIONS, content=picture, headers=headers) for _ in range(6)]
+            served_page = client.get("/")
+        assert expected.status_code == 200 and {r.status_code for r in answers} == {200}
+        for answer in answers:
+            assert without_timings(answer.json()) == without_timings(expected.json())
+        assert len({replica_of(r) for r in answers}) == 2  # HAProxy spreads them
+        assert served_page.status_code == 200 and served_page.text == page.text
+        below = descendants(started.process.pid)
+        started.process.send_signal(signal.SIGTERM)
+        assert started.process.wait(90) == 0, "".join(started.lines[-30:])
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in below):
+            assert time.monotonic() < deadline, [pid for pid in below if alive(pid)]
+            time.sleep(0.2)
+        with socket.socket() as probe, pytest.raises(OSError):
+            probe.settimeout(1)
+            probe.connect(("127.0.0.1", port))
