@@ -110,6 +110,7 @@ def finite(value: float | None) -> bool:
 
 
 @cache
+@cache
 def alexnet_weights() -> Path:
     """Random AlexNet weights written once per run: the real loading path, no download."""
     torch.manual_seed(0)
