@@ -189,7 +189,7 @@ def _serve_on_ray(args: argparse.Namespace, settings: Settings) -> int:
             "--ray-address, --replicas, --autoscale, --ingress and --direct-ingress go with --ray; add --ray", USAGE
         )
     # RAY_SERVE_ENABLE_HA_PROXY=1 in the environment asks for HAProxy as --ingress haproxy does.
-    haproxy = (args.ingress or ("haproxy" if os.environ.get(HAPROXY_FLAG) == "1" else "proxy")) == "haproxy"
+    haproxy = args.ingress == "haproxy" or (args.ingress is None and os.environ.get(HAPROXY_FLAG) == "1")
     if (args.direct_ingress or haproxy) and args.ray_address:
         flag = "--ingress haproxy" if haproxy else "--direct-ingress"
         variable = HAPROXY_FLAG if haproxy else "RAY_SERVE_ENABLE_DIRECT_INGRESS"

@@ -4,8 +4,9 @@
 the builder a Serve config file or KubeRay's ``RayService`` names); ``run.py`` is what
 ``layerscope serve --ray`` does: start or join Ray, deploy, and take it all down again on
 SIGTERM or SIGINT; ``ingress.py`` is how HTTP reaches the replicas (Serve's proxy, direct
-ingress or HAProxy) and which limits HAProxy, blind to client addresses, would break. Ray is an optional extra (``pip install 'layerscope[scale]'``): nothing
-else in ``app/`` imports this package, and this file itself imports no Ray.
+ingress or HAProxy) and which limits HAProxy, blind to client addresses, would break. Ray is
+an optional extra (``pip install 'layerscope[scale]'``): nothing else in ``app/`` imports
+this package, and this file itself imports no Ray.
 """
 
 from __future__ import annotations

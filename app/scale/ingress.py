@@ -40,8 +40,8 @@ def direct_ingress_env(port: int) -> dict[str, str]:
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(first),
         "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(min(65535, first + 999)),
         # Serve keeps a stopping replica's port open this long for a load balancer to notice;
-        # here nothing balances in front of it but HAProxy, which health-checks every second
-        # (its requests in flight still drain).
+        # here the only balancer is HAProxy, which sends a request that finds the port closed
+        # to another replica (its requests in flight still drain).
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
     }
 

@@ -80,6 +80,13 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def assert_all_end(pids: set[int], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, [pid for pid in pids if alive(pid)]
+        time.sleep(0.2)
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -363,10 +370,7 @@ def test_sigterm_removes_the_app_and_the_ray_instance_it_started(served: Served)
     served.process.send_signal(signal.SIGTERM)
     assert served.process.wait(90) == 0, "".join(served.lines[-30:])
     assert time.monotonic() - started < 90
-    deadline = time.monotonic() + 30
-    while any(alive(pid) for pid in below):
-        assert time.monotonic() < deadline, [pid for pid in below if alive(pid)]
-        time.sleep(0.2)
+    assert_all_end(below)
     host, port = served.url.removeprefix("http://").rsplit(":", 1)
     with socket.socket() as probe, pytest.raises(OSError):
         probe.settimeout(1)
@@ -465,10 +469,7 @@ def test_haproxy_ingress_spreads_pictures_over_the_replicas_and_leaves_nothing_b
         below = descendants(started.process.pid)
         started.process.send_signal(signal.SIGTERM)
         assert started.process.wait(90) == 0, "".join(started.lines[-30:])
-        deadline = time.monotonic() + 30
-        while any(alive(pid) for pid in below):
-            assert time.monotonic() < deadline, [pid for pid in below if alive(pid)]
-            time.sleep(0.2)
+        assert_all_end(below)
         with socket.socket() as probe, pytest.raises(OSError):
             probe.settimeout(1)
             probe.connect(("127.0.0.1", port))
